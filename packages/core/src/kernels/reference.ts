@@ -1,0 +1,38 @@
+import type { Kernels } from './types.js';
+
+/**
+ * Plain triple loops, the ground truth the fast kernels are tested against.
+ * Accumulation is in float64 in ascending order of the shared index, rounded to
+ * float32 once per output element.
+ */
+export const referenceKernels: Kernels = {
+  name: 'js',
+  alloc: (length) => new Float32Array(length),
+  gemmABt(m, n, k, a, b, c, bias) {
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let p = 0; p < k; p++) s += a[i * k + p] * b[j * k + p];
+        c[i * n + j] = bias ? Math.fround(s) + bias[j] : s;
+      }
+    }
+  },
+  gemmAtB(m, n, k, a, b, c) {
+    for (let j = 0; j < n; j++) {
+      for (let p = 0; p < k; p++) {
+        let s = 0;
+        for (let i = 0; i < m; i++) s += a[i * n + j] * b[i * k + p];
+        c[j * k + p] = s;
+      }
+    }
+  },
+  gemmAB(m, n, k, a, b, c) {
+    for (let i = 0; i < m; i++) {
+      for (let p = 0; p < k; p++) {
+        let s = 0;
+        for (let j = 0; j < n; j++) s += a[i * n + j] * b[j * k + p];
+        c[i * k + p] = s;
+      }
+    }
+  },
+};

@@ -1,0 +1,27 @@
+/**
+ * The hot loops of the engine. All matrices are row-major Float32Array views.
+ *
+ * Determinism contract (every implementation): each output element is a function
+ * of its own input row/column only, accumulated over the shared dimension in one
+ * fixed order that does not depend on m, on tiling, or on the element's position
+ * in the tile. So a sample's forward output is bit-identical alone or in a batch,
+ * and the same kernel gives the same bits on every machine. Different kernel
+ * implementations (js, wasm) may differ from each other in the last bits, which is
+ * why a run pins one kernel name for every worker.
+ */
+export type KernelName = 'js' | 'wasm';
+
+export interface Kernels {
+  readonly name: KernelName;
+  /**
+   * Allocate a zeroed buffer the kernels can work on directly (wasm: a view into
+   * its linear memory, never detached; js: a plain Float32Array).
+   */
+  alloc(length: number): Float32Array;
+  /** Forward layer: C[m×n] = A[m×k] · B[n×k]ᵀ + bias[n] (bias may be omitted). Z = X·Wᵀ + b. */
+  gemmABt(m: number, n: number, k: number, a: Float32Array, b: Float32Array, c: Float32Array, bias?: Float32Array): void;
+  /** Weight gradient: C[n×k] = A[m×n]ᵀ · B[m×k] (overwrites C). dW = δᵀ·X, summed over the m rows. */
+  gemmAtB(m: number, n: number, k: number, a: Float32Array, b: Float32Array, c: Float32Array): void;
+  /** Input gradient: C[m×k] = A[m×n] · B[n×k] (overwrites C). dX = δ·W. */
+  gemmAB(m: number, n: number, k: number, a: Float32Array, b: Float32Array, c: Float32Array): void;
+}
