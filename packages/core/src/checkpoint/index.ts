@@ -1,0 +1,4 @@
+export { encodeCheckpoint, decodeCheckpoint, CHECKPOINT_FORMAT } from './checkpoint.js';
+export type { CheckpointContents } from './checkpoint.js';
+export { encodeSafetensors, decodeSafetensors, MAX_HEADER_BYTES } from './safetensors.js';
+export type { NamedTensor, DecodedSafetensors } from './safetensors.js';

@@ -1,0 +1,14 @@
+export type { Dataset, DatasetSplit, SplitOptions } from './dataset.js';
+export { assertDataset, oneHot, subset, splitDataset } from './dataset.js';
+export { fingerprint, fingerprintChunks } from './fingerprint.js';
+export type { NormStats } from './normalize.js';
+export { normalize } from './normalize.js';
+export { MNIST_CLASSES, MNIST_PIXELS, buildMnist, mnistSplit } from './mnist.js';
+export type { IdxData, IdxDatasetOptions } from './idx.js';
+export { idxDataset, maybeGunzip, parseIdx } from './idx.js';
+export type { CsvOptions } from './csv.js';
+export { parseCsv } from './csv.js';
+export type { BlobsOptions, SpiralsOptions } from './synthetic.js';
+export { blobs, spirals, xorDataset } from './synthetic.js';
+export type { EpochSamplerOptions, SamplerBatch, SamplerState } from './sampler.js';
+export { EpochSampler } from './sampler.js';

@@ -1,0 +1,104 @@
+import type { Dataset } from './data/index.js';
+import type { Kernels } from './kernels/index.js';
+import { Network } from './network.js';
+import type { ModelSpec } from './spec.js';
+import { type TreeNode, alignedNodes } from './tree.js';
+import { ShapeError } from './errors.js';
+
+export interface NodeStats {
+  samples: number;
+  lossSum: number;
+  correct: number;
+}
+
+/** The batch a leaf range belongs to. */
+export interface BatchRef {
+  step: number;
+  /** Leaves in the whole global batch (L = ceil(batchSize / leafSize)). */
+  leafCount: number;
+  batchSize: number;
+  /** Sample indices of the rows of leaves [indexBase, ...): row r of leaf j is indices[(j - indexBase) * leafSize + r]. */
+  indices: ArrayLike<number>;
+  indexBase: number;
+}
+
+/**
+ * Computes gradient sums of tree nodes: every leaf the same way (one forward and
+ * backward pass over its rows), then the leaves of a node summed by the fixed tree.
+ * This is the only place a gradient is computed, for the single-process trainer
+ * and for workers alike, which is why their results are bit-identical.
+ */
+export class LeafComputer {
+  readonly net: Network;
+  readonly leafSize: number;
+  private readonly data: Dataset;
+  private readonly seed: number;
+  private readonly ids: Int32Array;
+  private readonly scratch: Float32Array[] = [];
+
+  constructor(spec: ModelSpec, data: Dataset, opts: { leafSize: number; seed: number; kernels?: Kernels }) {
+    this.net = new Network(spec, { maxRows: opts.leafSize, kernels: opts.kernels });
+    if (data.inputSize !== this.net.inputSize) throw new ShapeError(`dataset ${data.name} has ${data.inputSize} inputs, the model takes ${this.net.inputSize}`);
+    if (data.outputSize !== this.net.outputSize) throw new ShapeError(`dataset ${data.name} has ${data.outputSize} targets per sample, the model outputs ${this.net.outputSize}`);
+    this.data = data;
+    this.leafSize = opts.leafSize;
+    this.seed = opts.seed;
+    this.ids = new Int32Array(opts.leafSize);
+  }
+
+  get paramCount(): number {
+    return this.net.layout.total;
+  }
+
+  setParams(p: Float32Array): void {
+    this.net.setParams(p);
+  }
+
+  /** Canonical nodes of a leaf range, in order. */
+  nodesOf(leafLo: number, leafHi: number, leafCount: number): TreeNode[] {
+    return alignedNodes(leafLo, leafHi, leafCount);
+  }
+
+  /** Sum of node (lo, size) into `out` (overwritten). */
+  computeNode(batch: BatchRef, node: TreeNode, out: Float32Array): NodeStats {
+    if (out.length !== this.paramCount) throw new ShapeError(`gradient buffer has ${out.length} values, expected ${this.paramCount}`);
+    return this.sumNode(batch, node.lo, node.size, out, 0);
+  }
+
+  private buffer(depth: number): Float32Array {
+    while (this.scratch.length <= depth) this.scratch.push(new Float32Array(this.paramCount));
+    return this.scratch[depth];
+  }
+
+  private sumNode(batch: BatchRef, lo: number, size: number, out: Float32Array, depth: number): NodeStats {
+    if (size === 1) return this.leaf(batch, lo, out);
+    const half = size / 2;
+    const left = this.sumNode(batch, lo, half, out, depth);
+    if (lo + half >= batch.leafCount) return left;
+    const tmp = this.buffer(depth);
+    const right = this.sumNode(batch, lo + half, half, tmp, depth + 1);
+    for (let i = 0; i < out.length; i++) out[i] += tmp[i];
+    return { samples: left.samples + right.samples, lossSum: left.lossSum + right.lossSum, correct: left.correct + right.correct };
+  }
+
+  private leaf(batch: BatchRef, j: number, out: Float32Array): NodeStats {
+    const L = this.leafSize;
+    const rows = Math.min(L, batch.batchSize - j * L);
+    if (rows < 1) throw new ShapeError(`leaf ${j} is outside a batch of ${batch.batchSize} samples`);
+    const net = this.net;
+    const { x, y, n } = this.data;
+    const fin = net.inputSize;
+    const fout = net.outputSize;
+    const base = (j - batch.indexBase) * L;
+    for (let r = 0; r < rows; r++) {
+      const s = batch.indices[base + r];
+      if (!(s >= 0 && s < n)) throw new ShapeError(`sample index ${s} is outside the dataset (0..${n - 1})`);
+      this.ids[r] = s;
+      net.input.set(x.subarray(s * fin, (s + 1) * fin), r * fin);
+      net.target.set(y.subarray(s * fout, (s + 1) * fout), r * fout);
+    }
+    const st = net.lossAndGrad(rows, { training: true, dropoutSeed: this.seed, step: batch.step, sampleIds: this.ids });
+    out.set(net.grad);
+    return { samples: rows, lossSum: st.lossSum, correct: st.correct };
+  }
+}

@@ -1,0 +1,118 @@
+import { ConfigError, DptrainError, ShapeError } from '../errors.js';
+import { firstNonFinite } from './clip.js';
+import { OPTIMIZER_DEFAULTS, optimizerSlotNames, type OptimizerConfig } from './config.js';
+import type { OptimizerState } from './state.js';
+
+/**
+ * Apply one update in place to `params` and `state` (grads are read-only), with learning rate
+ * `lr` (already scheduled for this step). `cfg` should come from validateOptimizerConfig.
+ * `cfg.clipNorm` is NOT applied here: the caller clips (clipByGlobalNorm) before the step, so
+ * it can report the pre-clip norm and so the gradient is never clipped twice.
+ *
+ * Per element, in float64, storing float32. With w the parameter, t = state.t + 1:
+ *   g  = grad + wd·w (all but adamw) + l1·sign(w)
+ *   sgd:       w -= lr·g
+ *   momentum:  b = μ·b + g;  w -= lr·b                       (torch SGD, dampening 0)
+ *   nesterov:  b = μ·b + g;  w -= lr·(g + μ·b)               (torch SGD nesterov=True)
+ *   adagrad:   s += g²;      w -= lr·g / (√s + ε)            (torch Adagrad, lr_decay 0)
+ *   rmsprop:   v = ρ·v + (1-ρ)·g²;  w -= lr·g / (√v + ε)     (torch RMSprop, alpha = ρ)
+ *   adam:      m = β1·m + (1-β1)·g;  v = β2·v + (1-β2)·g²;
+ *              w -= lr · (m / (1-β1^t)) / (√(v / (1-β2^t)) + ε)
+ *   adamw:     w -= lr·wd·w first (decoupled), then the adam update without wd in g.
+ *
+ * Everything is checked before anything changes: lengths, lr, and that every gradient is
+ * finite (else DptrainError E_NONFINITE naming the first bad index). Then state.t++.
+ */
+export function optimizerStep(cfg: OptimizerConfig, params: Float32Array, grads: Float32Array, state: OptimizerState, lr: number): void {
+  const n = params.length;
+  if (grads.length !== n) throw new ShapeError(`optimizer: ${grads.length} gradients for ${n} parameters`);
+  if (typeof lr !== 'number' || !(lr >= 0 && Number.isFinite(lr))) throw new ConfigError('lr', `expected a finite number >= 0, got ${lr}`);
+  if (!Number.isSafeInteger(state.t) || state.t < 0) throw new ConfigError('optimizer.state.t', `expected an integer >= 0, got ${state.t}`);
+  for (const s of optimizerSlotNames(cfg.name)) {
+    const a = state.slots[s];
+    if (!(a instanceof Float32Array) || a.length !== n) {
+      throw new ShapeError(`optimizer: state slot ${s} ${a instanceof Float32Array ? `has ${a.length} values` : 'is missing'}, expected ${n}`);
+    }
+  }
+  const bad = firstNonFinite(grads);
+  if (bad >= 0) throw new DptrainError('E_NONFINITE', `optimizer: gradient[${bad}] is ${grads[bad]}; step not applied`);
+
+  const wd = cfg.weightDecay ?? OPTIMIZER_DEFAULTS.weightDecay;
+  const l1 = cfg.l1 ?? OPTIMIZER_DEFAULTS.l1;
+  const l2 = cfg.name === 'adamw' ? 0 : wd;
+  const grad = (i: number): number => {
+    const w = params[i];
+    let g = grads[i];
+    if (l2 !== 0) g = g + l2 * w;
+    if (l1 !== 0) g = g + l1 * Math.sign(w);
+    return g;
+  };
+  const t = state.t + 1;
+  const slots = state.slots;
+
+  switch (cfg.name) {
+    case 'sgd':
+      for (let i = 0; i < n; i++) params[i] = params[i] - lr * grad(i);
+      break;
+    case 'momentum':
+    case 'nesterov': {
+      const mu = cfg.momentum ?? OPTIMIZER_DEFAULTS.momentum;
+      const vel = slots.velocity;
+      const nesterov = cfg.name === 'nesterov';
+      for (let i = 0; i < n; i++) {
+        const g = grad(i);
+        const b = mu * vel[i] + g;
+        vel[i] = b;
+        params[i] = params[i] - lr * (nesterov ? g + mu * b : b);
+      }
+      break;
+    }
+    case 'adagrad': {
+      const eps = cfg.eps ?? OPTIMIZER_DEFAULTS.eps;
+      const sum = slots.sum;
+      for (let i = 0; i < n; i++) {
+        const g = grad(i);
+        const s = sum[i] + g * g;
+        sum[i] = s;
+        params[i] = params[i] - (lr * g) / (Math.sqrt(s) + eps);
+      }
+      break;
+    }
+    case 'rmsprop': {
+      const rho = cfg.rho ?? OPTIMIZER_DEFAULTS.rho;
+      const eps = cfg.eps ?? OPTIMIZER_DEFAULTS.eps;
+      const sq = slots.sq;
+      for (let i = 0; i < n; i++) {
+        const g = grad(i);
+        const v = rho * sq[i] + (1 - rho) * g * g;
+        sq[i] = v;
+        params[i] = params[i] - (lr * g) / (Math.sqrt(v) + eps);
+      }
+      break;
+    }
+    case 'adam':
+    case 'adamw': {
+      const b1 = cfg.beta1 ?? OPTIMIZER_DEFAULTS.beta1;
+      const b2 = cfg.beta2 ?? OPTIMIZER_DEFAULTS.beta2;
+      const eps = cfg.eps ?? OPTIMIZER_DEFAULTS.eps;
+      const bc1 = 1 - Math.pow(b1, t);
+      const bc2 = 1 - Math.pow(b2, t);
+      const decay = cfg.name === 'adamw' ? lr * wd : 0;
+      const m = slots.m;
+      const v = slots.v;
+      for (let i = 0; i < n; i++) {
+        const g = grad(i);
+        const mi = b1 * m[i] + (1 - b1) * g;
+        const vi = b2 * v[i] + (1 - b2) * g * g;
+        m[i] = mi;
+        v[i] = vi;
+        const w = params[i] - decay * params[i];
+        params[i] = w - (lr * (mi / bc1)) / (Math.sqrt(vi / bc2) + eps);
+      }
+      break;
+    }
+    default:
+      throw new ConfigError('optimizer.name', `unknown optimizer ${JSON.stringify((cfg as { name: unknown }).name)}`);
+  }
+  state.t = t;
+}

@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { train } from './train.js';
+import { blobs, spirals, splitDataset, xorDataset } from './data/index.js';
+import type { ModelSpec } from './spec.js';
+
+describe('train (single process)', () => {
+  it('learns XOR to 100 % accuracy', () => {
+    const xor = xorDataset();
+    const spec: ModelSpec = { inputSize: 2, layers: [{ units: 4, activation: 'tanh' }, { units: 1, activation: 'sigmoid' }], loss: 'bce' };
+    const r = train({ spec, data: { train: xor, test: xor }, optimizer: { name: 'adam', lr: 0.05 }, batchSize: 4, leafSize: 2, steps: 400, seed: 1 });
+    expect(r.test.accuracy).toBe(1);
+    expect(r.test.loss).toBeLessThan(0.1);
+  });
+
+  it('learns two spirals with dropout, and the same seed gives the same bits', () => {
+    const data = splitDataset(spirals(600, { seed: 3 }), { testFraction: 0.2, seed: 0, shuffle: true });
+    const spec: ModelSpec = { inputSize: 2, layers: [{ units: 32, activation: 'relu', dropout: 0.1 }, { units: 32, activation: 'relu' }, { units: 2, activation: 'softmax' }], loss: 'softmax_cross_entropy' };
+    const opts = { spec, data, optimizer: { name: 'adam' as const, lr: 0.01 }, batchSize: 32, leafSize: 8, epochs: 60, seed: 5 };
+    const a = train(opts);
+    expect(a.test.accuracy).toBeGreaterThan(0.9);
+    const b = train(opts);
+    expect(Array.from(b.params)).toEqual(Array.from(a.params));
+    const c = train({ ...opts, seed: 6 });
+    expect(Array.from(c.params)).not.toEqual(Array.from(a.params));
+  });
+
+  it('the leaf size is part of the numbers: another leaf size gives other low bits', () => {
+    const data = splitDataset(blobs(256, { seed: 1, centers: 3 }), { testFraction: 0.25, shuffle: true, seed: 1 });
+    const spec: ModelSpec = { inputSize: 2, layers: [{ units: 8, activation: 'tanh' }, { units: 3, activation: 'softmax' }], loss: 'softmax_cross_entropy' };
+    const base = { spec, data, optimizer: { name: 'sgd' as const, lr: 0.1 }, batchSize: 64, steps: 20, seed: 2 };
+    const a = train({ ...base, leafSize: 4 });
+    const b = train({ ...base, leafSize: 16 });
+    expect(Array.from(a.params)).not.toEqual(Array.from(b.params));
+    for (let i = 0; i < a.params.length; i++) expect(a.params[i]).toBeCloseTo(b.params[i], 4);
+  });
+
+  it('early stopping stops and restores the best weights', () => {
+    const data = splitDataset(blobs(200, { seed: 4, centers: 2, spread: 0.3 }), { testFraction: 0.25, shuffle: true, seed: 1 });
+    const spec: ModelSpec = { inputSize: 2, layers: [{ units: 2, activation: 'softmax' }], loss: 'softmax_cross_entropy' };
+    const epochs: number[] = [];
+    const r = train({
+      spec, data, optimizer: { name: 'sgd', lr: 2 }, batchSize: 30, leafSize: 10, epochs: 200, seed: 1,
+      earlyStopping: { monitor: 'loss', patience: 2, minDelta: 1e-3 },
+      onEpoch: (e) => epochs.push(e.epoch),
+    });
+    expect(r.stoppedEarly).toBe(true);
+    expect(epochs.length).toBeLessThan(200);
+  });
+
+  it('rejects bad options naming the field', () => {
+    const xor = xorDataset();
+    const spec: ModelSpec = { inputSize: 2, layers: [{ units: 1, activation: 'sigmoid' }], loss: 'bce' };
+    const base = { spec, data: { train: xor, test: xor }, optimizer: { name: 'sgd' as const, lr: 0.1 } };
+    expect(() => train({ ...base, batchSize: 0 })).toThrow(/batchSize/);
+    expect(() => train({ ...base, batchSize: 4, leafSize: 8 })).toThrow(/leafSize: must be at most batchSize/);
+    expect(() => train({ ...base, batchSize: 8 })).toThrow(/batchSize: must be at most the training set size \(4\)/);
+    expect(() => train({ ...base, batchSize: 4, optimizer: { name: 'sgd', lr: -1 } })).toThrow(/optimizer.lr/);
+    expect(() => train({ ...base, batchSize: 4, spec: { ...spec, inputSize: 3 } })).toThrow(/3 inputs|inputs/);
+  });
+});

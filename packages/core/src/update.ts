@@ -1,0 +1,39 @@
+import { type OptimizerConfig, type OptimizerState, clipByGlobalNorm, optimizerStep } from './optim/index.js';
+import { scheduledLr } from './schedule.js';
+import { DptrainError } from './errors.js';
+
+export interface UpdateInfo {
+  lr: number;
+  /** Global norm of the mean gradient before clipping. */
+  gradNorm: number;
+}
+
+/**
+ * The parameter-server update, shared by the single-process trainer and the
+ * coordinator: mean = sum / batchSize (in place), optional clipping by global norm,
+ * the scheduled learning rate for update number `step`, then the optimizer step.
+ * Non-finite gradients are refused before anything changes.
+ */
+export function applyUpdate(
+  params: Float32Array,
+  gradSum: Float32Array,
+  batchSize: number,
+  cfg: OptimizerConfig,
+  state: OptimizerState,
+  step: number,
+): UpdateInfo {
+  for (let i = 0; i < gradSum.length; i++) {
+    if (!Number.isFinite(gradSum[i])) throw new DptrainError('E_NONFINITE', `gradient element ${i} is ${gradSum[i]} at step ${step}; update refused`);
+  }
+  for (let i = 0; i < gradSum.length; i++) gradSum[i] = gradSum[i] / batchSize;
+  let gradNorm: number;
+  if (cfg.clipNorm !== undefined && cfg.clipNorm > 0) gradNorm = clipByGlobalNorm(gradSum, cfg.clipNorm);
+  else {
+    let s = 0;
+    for (let i = 0; i < gradSum.length; i++) s += gradSum[i] * gradSum[i];
+    gradNorm = Math.sqrt(s);
+  }
+  const lr = scheduledLr(cfg.lr, cfg.schedule, step);
+  optimizerStep(cfg, params, gradSum, state, lr);
+  return { lr, gradNorm };
+}
