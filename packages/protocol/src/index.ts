@@ -1,0 +1,10 @@
+export * from './errors.js';
+export * from './messages.js';
+export * from './frame.js';
+export * from './validate.js';
+export * from './codec.js';
+export * from './events.js';
+export { utf8Length, truncateUtf8 } from './fields.js';
+export { scanMsgpack, MAX_HEADER_DEPTH } from './msgpack-scan.js';
+export * from './error-message.js';
+export * from './examples.js';

@@ -1,0 +1,227 @@
+import { DptrainError, paramLayout, validateModelSpec, type KernelName, type ModelSpec } from '@dptrain/core';
+import { ProtocolError } from './errors.js';
+import { bool, fieldError, has, int, isObj, num, obj, oneOf, str, type Obj } from './fields.js';
+import {
+  isMessageType,
+  LIMITS,
+  PROTOCOL_VERSION,
+  type ErrorMessage,
+  type HeartbeatMessage,
+  type HelloMessage,
+  type Message,
+  type MessageType,
+  type TaskMessage,
+} from './messages.js';
+
+/** What the receiver knows about the session; every field is optional and enables more checks. */
+export interface DecodeContext {
+  /** Expected length of params.data and result.grad (E_LENGTH otherwise). */
+  paramCount?: number;
+  /** Most task indices accepted (E_TOO_LARGE otherwise). */
+  maxIndices?: number;
+  /** Task indices must lie in [0, datasetSize). */
+  datasetSize?: number;
+  /** With it, task.leafCount and the number of indices are checked against batchSize. */
+  leafSize?: number;
+  /** Refuse larger frames with E_TOO_LARGE; defaults to maxFrameBytes(paramCount, maxIndices) when both are given. */
+  maxFrameBytes?: number;
+  /** Message types accepted from this peer (E_TYPE otherwise), e.g. WORKER_MESSAGE_TYPES. */
+  accept?: readonly MessageType[];
+  /** Copy payloads instead of returning views over the input bytes. */
+  copyPayload?: boolean;
+}
+
+export interface ValidateOptions {
+  /** Scan float payloads for NaN/±Infinity (default true; encode skips it for speed). */
+  checkFinite?: boolean;
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const CODE = /^[A-Z][A-Z0-9_]*$/;
+const KERNELS: readonly KernelName[] = ['js', 'wasm'];
+const isPow2 = (n: number) => n >= 1 && n <= 2 ** 31 && (n & (n - 1)) === 0;
+
+/** Index of the first NaN or ±Infinity in `a`, or -1. */
+export function findNonFinite(a: Float32Array): number {
+  // Fast pass: x * 0 is ±0 for finite x and NaN otherwise, and NaN sticks in the sum.
+  let acc = 0;
+  for (let i = 0; i < a.length; i++) acc += a[i] * 0;
+  if (acc === 0) return -1;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    if (x - x !== 0) return i;
+  }
+  return -1;
+}
+
+/** Check `v`, then the type, then every field; return a fresh message holding only known fields. */
+export function validateMessage(raw: unknown, ctx: DecodeContext = {}, opts: ValidateOptions = {}): Message {
+  if (!isObj(raw)) throw new ProtocolError('E_DECODE', 'a message must be a map');
+  const v = raw.v;
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw fieldError('message.v', `the protocol version ${PROTOCOL_VERSION}`, v);
+  if (v !== PROTOCOL_VERSION) {
+    throw new ProtocolError('E_VERSION', `protocol version mismatch: the peer speaks v${v}, this side speaks v${PROTOCOL_VERSION}`);
+  }
+  const type = raw.type;
+  if (!isMessageType(type)) throw new ProtocolError('E_TYPE', `unknown message type ${typeof type === 'string' ? JSON.stringify(type.slice(0, 40)) : String(type)}`);
+  if (ctx.accept && !ctx.accept.includes(type)) throw new ProtocolError('E_TYPE', `message type '${type}' is not accepted from this peer`);
+  const p = type;
+  const base = { type, v: PROTOCOL_VERSION } as const;
+  switch (type) {
+    case 'hello': {
+      const kernels = raw.kernels;
+      if (!Array.isArray(kernels)) throw fieldError('hello.kernels', 'an array of kernel names', kernels);
+      if (kernels.length > LIMITS.kernels) throw new ProtocolError('E_TOO_LARGE', `hello.kernels: at most ${LIMITS.kernels} names, got ${kernels.length}`, { field: 'hello.kernels' });
+      const ks = kernels.map((_, i) => str({ [`[${i}]`]: kernels[i] }, 'hello.kernels', `[${i}]`, 1, LIMITS.kernelName));
+      const m: HelloMessage = {
+        ...base,
+        type,
+        workerName: str(raw, p, 'workerName', 1, LIMITS.workerName),
+        host: str(raw, p, 'host', 0, LIMITS.host),
+        pid: int(raw, p, 'pid'),
+        kernels: ks,
+      };
+      if (has(raw, 'token')) m.token = str(raw, p, 'token', 0, LIMITS.token);
+      if (has(raw, 'resumeId')) m.resumeId = str(raw, p, 'resumeId', 1, LIMITS.id);
+      return m;
+    }
+    case 'welcome': {
+      const run = obj(raw, p, 'run');
+      const model = checkModel(raw.model);
+      const paramCount = int(raw, p, 'paramCount', 1, LIMITS.maxParamCount);
+      const expected = paramLayout(model).total;
+      if (paramCount !== expected) throw fieldError('welcome.paramCount', `${expected} (the parameter count of welcome.model)`, paramCount);
+      return {
+        ...base,
+        type,
+        workerId: str(raw, p, 'workerId', 1, LIMITS.id),
+        runId: str(raw, p, 'runId', 1, LIMITS.id),
+        model,
+        data: str(raw, p, 'data', 1, LIMITS.dataRef),
+        fingerprint: str(raw, p, 'fingerprint', 64, 64, HEX64, '64 lower-case hex digits'),
+        run: {
+          seed: int(run, 'welcome.run', 'seed'),
+          leafSize: int(run, 'welcome.run', 'leafSize', 1, LIMITS.maxLeafSize),
+          kernel: oneOf(run, 'welcome.run', 'kernel', KERNELS),
+          dropout: bool(run, 'welcome.run', 'dropout'),
+        },
+        paramCount,
+      };
+    }
+    case 'ready':
+      return {
+        ...base,
+        type,
+        fingerprint: str(raw, p, 'fingerprint', 64, 64, HEX64, '64 lower-case hex digits'),
+        loadMs: num(raw, p, 'loadMs', 0),
+      };
+    case 'params': {
+      const version = int(raw, p, 'version');
+      return { ...base, type, version, data: checkFloats(raw.data, 'params.data', ctx, opts) };
+    }
+    case 'result': {
+      const nodeLo = int(raw, p, 'nodeLo');
+      const nodeSize = int(raw, p, 'nodeSize', 1, 2 ** 31);
+      if (!isPow2(nodeSize)) throw fieldError('result.nodeSize', 'a power of two in [1, 2147483648]', nodeSize);
+      if (nodeLo % nodeSize !== 0) throw fieldError('result.nodeLo', `a multiple of nodeSize ${nodeSize}`, nodeLo);
+      const samples = int(raw, p, 'samples', 1);
+      return {
+        ...base,
+        type,
+        step: int(raw, p, 'step'),
+        nodeLo,
+        nodeSize,
+        samples,
+        lossSum: num(raw, p, 'lossSum'),
+        correct: int(raw, p, 'correct', 0, samples),
+        computeMs: num(raw, p, 'computeMs', 0),
+        grad: checkFloats(raw.grad, 'result.grad', ctx, opts),
+      };
+    }
+    case 'task':
+      return checkTask(raw, ctx);
+    case 'heartbeat': {
+      const m: HeartbeatMessage = { ...base, type, t: num(raw, p, 't', 0) };
+      if (has(raw, 'step')) m.step = int(raw, p, 'step');
+      return m;
+    }
+    case 'error': {
+      const m: ErrorMessage = {
+        ...base,
+        type,
+        code: str(raw, p, 'code', 1, LIMITS.errorCode, CODE, 'like E_NAME'),
+        message: str(raw, p, 'message', 0, LIMITS.errorMessage),
+        fatal: bool(raw, p, 'fatal'),
+      };
+      if (has(raw, 'step')) m.step = int(raw, p, 'step');
+      return m;
+    }
+    case 'bye':
+      return { ...base, type, reason: str(raw, p, 'reason', 0, LIMITS.byeReason) };
+  }
+}
+
+function checkModel(model: unknown): ModelSpec {
+  try {
+    return validateModelSpec(model);
+  } catch (e) {
+    if (e instanceof DptrainError) {
+      const field = 'field' in e && typeof e.field === 'string' ? `welcome.${e.field}` : 'welcome.model';
+      throw new ProtocolError('E_FIELD', `welcome.${e.message}`, { field, cause: e });
+    }
+    throw new ProtocolError('E_FIELD', `welcome.model: ${String(e)}`, { field: 'welcome.model', cause: e });
+  }
+}
+
+function checkFloats(a: unknown, path: string, ctx: DecodeContext, opts: ValidateOptions): Float32Array {
+  if (!(a instanceof Float32Array)) throw fieldError(path, 'a Float32Array', a);
+  if (ctx.paramCount !== undefined && a.length !== ctx.paramCount) {
+    throw new ProtocolError('E_LENGTH', `${path}: expected ${ctx.paramCount} float32 values, got ${a.length}`, { field: path });
+  }
+  if (a.length < 1) throw new ProtocolError('E_LENGTH', `${path}: expected at least 1 float32 value, got 0`, { field: path });
+  if (opts.checkFinite !== false) {
+    const bad = findNonFinite(a);
+    if (bad >= 0) throw new ProtocolError('E_NONFINITE', `${path}[${bad}] is ${a[bad]}; payloads must be finite`, { field: `${path}[${bad}]` });
+  }
+  return a;
+}
+
+function checkTask(raw: Obj, ctx: DecodeContext): TaskMessage {
+  const p = 'task';
+  const batchSize = int(raw, p, 'batchSize', 1);
+  const leafCount = int(raw, p, 'leafCount', 1, batchSize);
+  const leafHi = int(raw, p, 'leafHi', 1, leafCount);
+  const leafLo = int(raw, p, 'leafLo', 0, leafHi - 1);
+  const indices = raw.indices;
+  if (!(indices instanceof Int32Array)) throw fieldError('task.indices', 'an Int32Array', indices);
+  const n = indices.length;
+  if (ctx.maxIndices !== undefined && n > ctx.maxIndices) {
+    throw new ProtocolError('E_TOO_LARGE', `task.indices: at most ${ctx.maxIndices} indices accepted, got ${n}`, { field: 'task.indices' });
+  }
+  if (ctx.leafSize !== undefined) {
+    const ls = ctx.leafSize;
+    const L = Math.ceil(batchSize / ls);
+    if (leafCount !== L) throw fieldError('task.leafCount', `ceil(batchSize ${batchSize} / leafSize ${ls}) = ${L}`, leafCount);
+    const want = Math.min(leafHi * ls, batchSize) - leafLo * ls;
+    if (n !== want) throw new ProtocolError('E_LENGTH', `task.indices: expected ${want} indices for leaves [${leafLo}, ${leafHi}), got ${n}`, { field: 'task.indices' });
+  } else if (n < leafHi - leafLo || n > batchSize) {
+    throw new ProtocolError('E_LENGTH', `task.indices: expected between ${leafHi - leafLo} and ${batchSize} indices, got ${n}`, { field: 'task.indices' });
+  }
+  const hi = ctx.datasetSize ?? 2 ** 31;
+  for (let i = 0; i < n; i++) {
+    const x = indices[i];
+    if (x < 0 || x >= hi) throw fieldError(`task.indices[${i}]`, `a sample index in [0, ${hi})`, x);
+  }
+  return {
+    type: 'task',
+    v: PROTOCOL_VERSION,
+    step: int(raw, p, 'step'),
+    version: int(raw, p, 'version'),
+    epoch: int(raw, p, 'epoch'),
+    leafLo,
+    leafHi,
+    leafCount,
+    batchSize,
+    indices,
+  };
+}
