@@ -1,0 +1,96 @@
+import { LIMITS, type MessageInit, encode, truncateUtf8 } from '@dptrain/protocol';
+import { WebSocket } from 'ws';
+
+/** Where a worker's session stands: hello → (welcome) loading → (ready) ready → closed. */
+export type SessionPhase = 'hello' | 'loading' | 'ready' | 'closed';
+
+/** Byte counters shared by all connections. */
+export interface Traffic {
+  bytesIn: number;
+  bytesOut: number;
+}
+
+/** One worker's WebSocket and its session state; sends count bytes, closing is idempotent. */
+export class Connection {
+  phase: SessionPhase = 'hello';
+  host = '';
+  name = '';
+  bytesIn = 0;
+  bytesOut = 0;
+  /** Why the session ended, once known (reported to the machine when the socket closes). */
+  endReason: string | undefined;
+  /** Whether the end is a death (socket lost, timeout) rather than an orderly leave. */
+  endDead = true;
+  /** Date.now() when the socket was accepted. */
+  readonly openedAt = Date.now();
+
+  constructor(
+    readonly id: string,
+    private readonly ws: WebSocket,
+    private readonly traffic: Traffic,
+  ) {}
+
+  get open(): boolean {
+    return this.ws.readyState === WebSocket.OPEN;
+  }
+
+  /** Count an inbound frame. */
+  received(bytes: number): void {
+    this.bytesIn += bytes;
+    this.traffic.bytesIn += bytes;
+  }
+
+  /** Send an encoded frame (no-op once closed). */
+  sendBytes(bytes: Uint8Array): void {
+    if (!this.open) return;
+    this.ws.send(bytes, { binary: true });
+    this.bytesOut += bytes.length;
+    this.traffic.bytesOut += bytes.length;
+  }
+
+  send(msg: MessageInit): void {
+    this.sendBytes(encode(msg));
+  }
+
+  /** Send an `error` (fatal) and close with `closeCode`. */
+  fail(code: string, message: string, closeCode: number, dead = false): void {
+    if (this.phase === 'closed') return;
+    const wireCode = /^[A-Z][A-Z0-9_]*$/.test(code) && code.length <= LIMITS.errorCode ? code : 'E_INTERNAL';
+    this.trySend({ type: 'error', code: wireCode, message: truncateUtf8(message, LIMITS.errorMessage), fatal: true });
+    this.close(closeCode, `${code}: ${message}`, dead);
+  }
+
+  /** Send `bye` and close with `closeCode`. */
+  bye(reason: string, closeCode: number): void {
+    if (this.phase === 'closed') return;
+    this.trySend({ type: 'bye', reason });
+    this.close(closeCode, reason, false);
+  }
+
+  /** Close the socket (reason cut to the 123 bytes a close frame allows). */
+  close(closeCode: number, reason: string, dead: boolean): void {
+    if (this.phase === 'closed') return;
+    this.endReason ??= reason;
+    this.endDead = dead;
+    this.phase = 'closed';
+    try {
+      this.ws.close(closeCode, truncateUtf8(reason, 123));
+    } catch {
+      this.ws.terminate();
+    }
+  }
+
+  /** Drop the socket without a close handshake. */
+  terminate(): void {
+    this.phase = 'closed';
+    this.ws.terminate();
+  }
+
+  private trySend(msg: MessageInit): void {
+    try {
+      this.send(msg);
+    } catch {
+      // an unencodable message must not stop the close
+    }
+  }
+}

@@ -1,0 +1,12 @@
+export { Coordinator, WORKER_PATHS, fingerprintFast, writeFileAtomic } from './server.js';
+export type { CoordinatorStats, RequestHandler, RunSummary, UpgradeHandler } from './server.js';
+export type { CoordinatorOptions } from './options.js';
+export { encodeFinalCheckpoint, samplerStateAfter } from './checkpoint-io.js';
+export type { FinalCheckpointInput } from './checkpoint-io.js';
+export { RoundMachine } from './machine.js';
+export type { MachineOptions, MachineOutput, MachineState, Refusal, WelcomeInit, WorkerHello } from './machine.js';
+export { Round } from './round.js';
+export type { ResultInit, TaskInit, Verdict } from './round.js';
+export { assignLeaves, nodeLeafRange, nodeSamples, rangeForNode } from './assign.js';
+export type { LeafRange } from './assign.js';
+export { EventLog } from './event-log.js';

@@ -1,0 +1,456 @@
+import {
+  ConfigError,
+  type DatasetSplit,
+  DptrainError,
+  EpochSampler,
+  type EvalResult,
+  Network,
+  type OptimizerState,
+  type RunConfig,
+  ShapeError,
+  applyUpdate,
+  createOptimizerState,
+  evaluate,
+  getKernels,
+  initParams,
+  leafCount,
+  paramLayout,
+  runSeeds,
+  validateRunConfig,
+} from '@dptrain/core';
+import type { RunEventInit, WorkerInfo } from '@dptrain/protocol';
+import { encodeFinalCheckpoint } from './checkpoint-io.js';
+import type { MachineOptions, MachineOutput, MachineState, Refusal, WelcomeInit } from './machine-io.js';
+import { Membership, type WorkerHello } from './membership.js';
+import { RoundTiming } from './round-timing.js';
+import { type ResultInit, Round, type TaskInit, type Verdict } from './round.js';
+
+export type { MachineOptions, MachineOutput, MachineState, Refusal, WelcomeInit } from './machine-io.js';
+export type { WorkerHello } from './membership.js';
+
+const posInt = (field: string, v: unknown, lo: number): number => {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < lo) throw new ConfigError(field, `expected an integer >= ${lo}, got ${JSON.stringify(v)}`);
+  return v;
+};
+
+/**
+ * The parameter server's round logic, without sockets or timers: membership,
+ * assignment, reduction, update, evaluation. Inputs are method calls; outputs go
+ * to `output`. It follows core's train() step for step (same seeds, sampler, leaves,
+ * tree and update), so its parameters are bit-identical to train()'s.
+ */
+export class RoundMachine {
+  readonly config: RunConfig;
+  readonly runId: string;
+  readonly fingerprint: string;
+  readonly paramCount: number;
+  readonly params: Float32Array;
+  readonly optState: OptimizerState;
+  readonly minWorkers: number;
+  readonly totalSteps: number;
+  readonly sampler: EpochSampler;
+  /** Leaves of a full batch: the most workers a run can use. */
+  readonly maxWorkers: number;
+  private readonly data: DatasetSplit;
+  private readonly out: MachineOutput;
+  private readonly clock: () => number;
+  private readonly stragglerMinMs: number;
+  private readonly evalNet: Network;
+  private readonly workers: Membership;
+  private readonly pool: Float32Array[] = [];
+  private round: Round | undefined;
+  private members: string[] = [];
+  private timing = new RoundTiming(0);
+  private waitingNote = '';
+  private _state: MachineState = 'idle';
+  private _step = 0;
+  private _version = 0;
+  private _epochsDone = 0;
+  private _lastStep: RunEventInit | undefined;
+  private _lastEval: EvalResult | undefined;
+  private _final: EvalResult | undefined;
+  private _error: Error | undefined;
+  private _samplesDone = 0;
+  /** Results dropped because they were for another step. */
+  staleDropped = 0;
+  /** Results dropped because the node was already received or not owed by the sender. */
+  duplicatesDropped = 0;
+  /** Results refused as invalid (wrong sample count, non-finite values). */
+  invalidResults = 0;
+
+  constructor(opts: MachineOptions) {
+    this.config = validateRunConfig(opts.config);
+    const spec = this.config.model;
+    const train = opts.data?.train;
+    const test = opts.data?.test;
+    if (!train || !test) throw new ConfigError('data', 'expected a DatasetSplit { train, test }');
+    const outUnits = spec.layers[spec.layers.length - 1].units;
+    for (const [name, ds] of [['train', train], ['test', test]] as const) {
+      if (ds.inputSize !== spec.inputSize || ds.outputSize !== outUnits) {
+        throw new ShapeError(`data.${name} is ${ds.inputSize}→${ds.outputSize}, the model is ${spec.inputSize}→${outUnits}`);
+      }
+    }
+    if (this.config.batchSize > train.n) throw new ConfigError('batchSize', `must be at most the training set size (${train.n}), got ${this.config.batchSize}`);
+    if (typeof opts.fingerprint !== 'string' || !/^[0-9a-f]{64}$/.test(opts.fingerprint)) throw new ConfigError('fingerprint', 'expected 64 lower-case hex digits');
+    this.data = opts.data;
+    this.fingerprint = opts.fingerprint;
+    this.runId = opts.runId;
+    this.out = opts.output;
+    this.minWorkers = posInt('minWorkers', opts.minWorkers ?? 1, 1);
+    this.workers = new Membership({
+      deadAfterMs: posInt('deadAfterMs', opts.deadAfterMs ?? 10_000, 1),
+      loadTimeoutMs: posInt('loadTimeoutMs', opts.loadTimeoutMs ?? 120_000, 1),
+    });
+    this.stragglerMinMs = posInt('stragglerMinMs', opts.stragglerMinMs ?? 1000, 0);
+    this.clock = opts.clock ?? (() => performance.now());
+    const seeds = runSeeds(this.config.seed);
+    this.paramCount = paramLayout(spec).total;
+    this.params = opts.initParams ? Float32Array.from(opts.initParams) : initParams(spec, seeds.init);
+    if (this.params.length !== this.paramCount) throw new ConfigError('initParams', `expected ${this.paramCount} values for this model, got ${this.params.length}`);
+    this.optState = createOptimizerState(this.config.optimizer, this.paramCount);
+    this.sampler = new EpochSampler({ n: train.n, batchSize: this.config.batchSize, seed: seeds.sampler, shuffle: this.config.shuffle });
+    this.totalSteps = this.config.steps ?? this.config.epochs * this.sampler.batchesPerEpoch;
+    this.maxWorkers = leafCount(this.config.batchSize, this.config.leafSize);
+    this.evalNet = new Network(spec, { maxRows: 256, kernels: getKernels(this.config.kernel) });
+  }
+
+  get state(): MachineState {
+    return this._state;
+  }
+  /** Updates applied so far. */
+  get step(): number {
+    return this._step;
+  }
+  /** Parameter version (bumped by every update). */
+  get version(): number {
+    return this._version;
+  }
+  /** Full epochs completed. */
+  get epochsDone(): number {
+    return this._epochsDone;
+  }
+  /** Samples processed by completed steps. */
+  get samplesDone(): number {
+    return this._samplesDone;
+  }
+  get lastStep(): RunEventInit | undefined {
+    return this._lastStep;
+  }
+  get lastEval(): EvalResult | undefined {
+    return this._lastEval;
+  }
+  /** The final test evaluation (with confusion matrix), once finished. */
+  get finalEval(): EvalResult | undefined {
+    return this._final;
+  }
+  get error(): Error | undefined {
+    return this._error;
+  }
+
+  /** Announce the run and wait for workers. */
+  start(): void {
+    if (this._state !== 'idle') return;
+    this._state = 'waiting';
+    this.out.event({ kind: 'run_started', runId: this.runId, config: this.config as unknown as Record<string, unknown>, model: this.config.model, paramCount: this.paramCount });
+    this.advance();
+  }
+
+  /** A worker said hello. Returns its welcome, or a refusal (the worker is then forgotten). */
+  workerJoined(id: string, hello: WorkerHello, nowMs: number): { welcome: WelcomeInit } | { refused: Refusal } {
+    if (this._state === 'finished' || this._state === 'failed') {
+      return { refused: { code: 'E_STATE', message: `run ${this.runId} is over (${this._state})`, closeCode: 4004 } };
+    }
+    const k = this.config.kernel;
+    if (hello.kernels.length > 0 && !hello.kernels.includes(k)) {
+      return { refused: { code: 'E_STATE', message: `the run uses kernel ${k}; worker ${hello.workerName} offers ${hello.kernels.join(', ')}`, closeCode: 4005 } };
+    }
+    const live = this.workers.live().length;
+    if (live >= this.maxWorkers) {
+      const { batchSize: B, leafSize } = this.config;
+      return {
+        refused: {
+          code: 'E_STATE',
+          message: `batch of ${B} samples has only ${this.maxWorkers} leaves of leafSize ${leafSize}; ${live} workers already assigned`,
+          closeCode: 4005,
+        },
+      };
+    }
+    this.workers.add(id, hello, nowMs);
+    this.out.event({ kind: 'worker_joined', workerId: id, host: hello.host });
+    this.emitWorkers();
+    const c = this.config;
+    const dropout = c.model.layers.some((l) => (l.dropout ?? 0) > 0);
+    return {
+      welcome: {
+        workerId: id,
+        runId: this.runId,
+        model: c.model,
+        data: c.data,
+        fingerprint: this.fingerprint,
+        run: { seed: c.seed, leafSize: c.leafSize, kernel: c.kernel, dropout },
+        paramCount: this.paramCount,
+      },
+    };
+  }
+
+  /** A worker loaded its data. Returns a refusal on a fingerprint mismatch (the worker is then removed). */
+  workerReady(id: string, fingerprint: string, nowMs: number): Refusal | undefined {
+    const w = this.workers.get(id);
+    if (!w || w.state !== 'loading') {
+      return { code: 'E_STATE', message: `ready from ${id} in state ${w?.state ?? 'unknown'}; expected after welcome, once`, closeCode: 4000 };
+    }
+    w.lastSeen = nowMs;
+    if (fingerprint !== this.fingerprint) {
+      this.workerLeft(id, 'data mismatch');
+      return {
+        code: 'E_DATA_MISMATCH',
+        message: `dataset ${this.config.data}: the worker's training data has fingerprint ${fingerprint}, the coordinator's is ${this.fingerprint}`,
+        closeCode: 4002,
+      };
+    }
+    w.state = 'ready';
+    this.emitWorkers();
+    const r = this.round;
+    if (r && r.orphans().length > 0) this.redistribute();
+    else this.advance();
+    return undefined;
+  }
+
+  /** A message arrived from a worker (liveness). */
+  touch(id: string, nowMs: number): void {
+    this.workers.touch(id, nowMs);
+  }
+
+  /** A worker left or its connection closed; its outstanding nodes go to live workers at once. */
+  workerLeft(id: string, reason: string, dead = false): void {
+    if (!this.workers.remove(id, dead)) return;
+    this.out.event({ kind: dead ? 'worker_dead' : 'worker_left', workerId: id, reason });
+    const r = this.round;
+    if (r && this._state === 'running') {
+      const lost = r.release(id);
+      if (lost.length > 0) this.redistribute();
+    }
+    this.emitWorkers();
+  }
+
+  /** A decoded result from a worker. Dropped results never touch state. */
+  resultReceived(id: string, res: ResultInit, nowMs?: number): Verdict {
+    if (nowMs !== undefined) this.touch(id, nowMs);
+    const r = this.round;
+    if (!r || this._state !== 'running') {
+      this.staleDropped++;
+      return { status: 'stale', reason: `result for step ${res.step} while no step is in progress` };
+    }
+    const w = this.workers.get(id);
+    if (!w || w.state !== 'ready') {
+      this.duplicatesDropped++;
+      return { status: 'unexpected', reason: `result from ${id}, which is not a ready worker` };
+    }
+    const t0 = this.clock();
+    const v = r.accept(id, res);
+    const t1 = this.clock();
+    if (v.status === 'stale') this.staleDropped++;
+    else if (v.status === 'duplicate' || v.status === 'unexpected') this.duplicatesDropped++;
+    else if (v.status === 'invalid') this.invalidResults++;
+    if (v.status !== 'accepted') return v;
+    this.timing.reduceMs += t1 - t0;
+    this.timing.last = t1;
+    if (r.outstanding(id).length === 0) {
+      this.timing.workerDone(id, t1);
+      w.lastComputeMs = r.computeMs.get(id) ?? 0;
+      w.lastSamplesPerSec = w.lastComputeMs > 0 ? ((r.samplesBy.get(id) ?? 0) * 1000) / w.lastComputeMs : 0;
+    }
+    w.computeMsTotal += res.computeMs;
+    if (v.complete) this.finishRound();
+    return v;
+  }
+
+  /** Periodic check (the transport calls it, e.g. every heartbeat): dead workers, stragglers. */
+  tick(nowMs: number): void {
+    for (const { id, why } of this.workers.silent(nowMs)) {
+      this.workerLeft(id, why, true);
+      this.out.closeWorker(id, { code: 'E_TIMEOUT', message: `worker ${id}: ${why}`, closeCode: 4000 });
+    }
+    this.checkStragglers();
+  }
+
+  /** Workers as the observer events describe them (bytes are filled in by the transport). */
+  workerInfos(): WorkerInfo[] {
+    return this.workers.infos(this.round);
+  }
+
+  /** Total compute time a worker reported, ms. */
+  computeMsOf(id: string): number {
+    return this.workers.get(id)?.computeMsTotal ?? 0;
+  }
+
+  /** The final checkpoint bytes (deterministic: same as for core's train() with this config). */
+  checkpointBytes(): Uint8Array {
+    return encodeFinalCheckpoint({
+      config: this.config,
+      params: this.params,
+      optimizer: this.optState,
+      step: this._step,
+      epoch: this._epochsDone,
+      sampler: this.sampler.state(),
+    });
+  }
+
+  /** Stop: no more steps (used when the transport closes early). */
+  abort(err: Error): void {
+    if (this._state === 'finished' || this._state === 'failed') return;
+    this.fail(err);
+  }
+
+  /** Members of the current step that are still ready. */
+  private liveMembers(): string[] {
+    return this.members.filter((id) => this.workers.isReady(id));
+  }
+
+  /** Start the next step if possible, or finish. */
+  private advance(): void {
+    if (this.round || (this._state !== 'waiting' && this._state !== 'running')) return;
+    if (this._step >= this.totalSteps) return this.finish();
+    const ready = this.workers.readyIds();
+    if (ready.length < this.minWorkers) {
+      const note = `waiting for ${this.minWorkers - ready.length} more worker(s): ${ready.length} ready, minWorkers ${this.minWorkers}`;
+      if (note !== this.waitingNote) this.out.log(note);
+      this.waitingNote = note;
+      this._state = 'waiting';
+      return;
+    }
+    this.waitingNote = '';
+    this._state = 'running';
+    this.startRound(ready);
+  }
+
+  private startRound(ready: string[]): void {
+    const start = this.clock();
+    const batch = this.sampler.next();
+    const r = new Round({
+      step: this._step,
+      version: this._version,
+      batch,
+      leafSize: this.config.leafSize,
+      paramCount: this.paramCount,
+      takeBuffer: () => this.pool.pop() ?? new Float32Array(this.paramCount),
+      releaseBuffer: (b) => this.pool.push(b),
+    });
+    this.round = r;
+    this.members = ready;
+    this.timing = new RoundTiming(start);
+    const tasks = r.assign(ready);
+    this.broadcast(tasks.map((t) => t.workerId));
+    for (const { workerId, task } of tasks) this.out.sendTask(workerId, task);
+    this.timing.sent = this.clock();
+  }
+
+  /** Send the current params to those of `ids` that lack this version. */
+  private broadcast(ids: string[]): void {
+    const need = ids.filter((id) => this.workers.get(id)!.version !== this._version);
+    if (need.length === 0) return;
+    const t0 = this.clock();
+    this.out.sendParams(need, this._version, this.params);
+    this.timing.broadcastMs += this.clock() - t0;
+    for (const id of need) this.workers.get(id)!.version = this._version;
+  }
+
+  /**
+   * Give orphaned nodes of the round to the step's live members, round-robin in node
+   * order. With no live member left, ready workers that joined during the step are
+   * taken in; with none at all, the nodes wait for the next worker to become ready.
+   */
+  private redistribute(): void {
+    const r = this.round!;
+    let live = this.liveMembers();
+    if (live.length === 0) {
+      live = this.workers.readyIds().filter((id) => !this.members.includes(id));
+      this.members.push(...live);
+    }
+    const orphans = r.orphans();
+    if (live.length === 0) {
+      this.out.log(`step ${r.step}: ${orphans.length} node(s) wait for a worker (no live worker)`);
+      return;
+    }
+    orphans.forEach(({ node, from }, i) => {
+      const to = live[i % live.length];
+      const task = r.reassign(node, to);
+      this.broadcast([to]);
+      this.out.sendTask(to, task);
+      this.out.event({ kind: 'reassigned', step: r.step, from, to, leaves: [task.leafLo, task.leafHi] });
+    });
+  }
+
+  private checkStragglers(): void {
+    const r = this.round;
+    if (!r) return;
+    for (const s of this.timing.stragglers(this.clock(), r.busyWorkers(), this.stragglerMinMs)) {
+      this.out.event({ kind: 'straggler', workerId: s.id, step: r.step, computeMs: s.elapsedMs, medianMs: s.medianMs });
+    }
+  }
+
+  private finishRound(): void {
+    const r = this.round!;
+    const st = r.stats();
+    const grad = r.gradSum();
+    const t0 = this.clock();
+    let lr: number;
+    try {
+      lr = applyUpdate(this.params, grad, r.B, this.config.optimizer, this.optState, r.step).lr;
+    } catch (e) {
+      this.round = undefined;
+      return this.fail(e instanceof Error ? e : new DptrainError('E_INTERNAL', String(e)));
+    }
+    const t1 = this.clock();
+    this.pool.push(grad);
+    this._step++;
+    this._version++;
+    this._samplesDone += r.B;
+    this.round = undefined;
+    const phases = this.timing.phases(Math.max(0, ...r.computeMs.values()), t1 - t0, t1);
+    const totalMs = phases.totalMs;
+    const fin = (x: number) => (Number.isFinite(x) ? x : null);
+    const b = r.batch;
+    const ev: RunEventInit = {
+      kind: 'step',
+      step: this._step,
+      epoch: b.epoch,
+      loss: fin(st.lossSum / r.B),
+      accuracy: fin(st.correct / r.B),
+      samples: r.B,
+      samplesPerSec: totalMs > 0 ? (r.B * 1000) / totalMs : 0,
+      lr,
+      phases,
+      workers: r.participants.size,
+    };
+    this._lastStep = ev;
+    this.out.event(ev);
+    const epochEnd = b.batchInEpoch === b.batchesPerEpoch - 1;
+    if (epochEnd) this._epochsDone = b.epoch + 1;
+    const every = this.config.evalEvery;
+    if ((every > 0 && this._step % every === 0) || epochEnd) {
+      const e = evaluate(this.evalNet, this.params, this.data.test);
+      this._lastEval = e;
+      this.out.event({ kind: 'eval', step: this._step, epoch: b.epoch, loss: fin(e.loss), accuracy: fin(e.accuracy) });
+    }
+    this.advance();
+  }
+
+  private finish(): void {
+    this._state = 'finished';
+    this._final = evaluate(this.evalNet, this.params, this.data.test, { confusion: true });
+    this._lastEval = this._final;
+    this.out.runFinished();
+  }
+
+  private fail(err: Error): void {
+    this._state = 'failed';
+    this._error = err;
+    this.out.event({ kind: 'error', code: err instanceof DptrainError ? err.code : 'E_INTERNAL', message: err.message });
+    this.out.runFailed(err);
+  }
+
+  private emitWorkers(): void {
+    this.out.event({ kind: 'workers', step: this._step, list: this.workerInfos() });
+  }
+}

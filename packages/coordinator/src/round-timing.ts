@@ -1,0 +1,62 @@
+import type { StepPhases } from '@dptrain/protocol';
+
+/**
+ * Timings of one step, by the machine's monotonic clock (ms): when it started, when
+ * its tasks were out, when the last result came, time spent reducing and broadcasting,
+ * and when each worker delivered its last owed node (for straggler detection).
+ */
+export class RoundTiming {
+  /** Step start (before the batch is drawn). */
+  readonly start: number;
+  /** Tasks sent. */
+  sent: number;
+  /** Last accepted result. */
+  last: number;
+  reduceMs = 0;
+  broadcastMs = 0;
+  private readonly doneAfter = new Map<string, number>();
+  private readonly flagged = new Set<string>();
+
+  constructor(start: number) {
+    this.start = this.sent = this.last = start;
+  }
+
+  /** A worker has delivered every node it owed, at time t. */
+  workerDone(id: string, t: number): void {
+    this.doneAfter.set(id, t - this.sent);
+  }
+
+  /**
+   * Phases of the finished step: computeMs = the longest worker compute (its nodes'
+   * computeMs summed), waitMs = tasks-out to last result minus computeMs (never < 0).
+   */
+  phases(computeMs: number, updateMs: number, end: number): StepPhases {
+    return {
+      computeMs,
+      waitMs: Math.max(0, this.last - this.sent - computeMs),
+      reduceMs: this.reduceMs,
+      updateMs,
+      broadcastMs: this.broadcastMs,
+      totalMs: end - this.start,
+    };
+  }
+
+  /**
+   * Workers still busy at `now` although the step has run for 3× the median time the
+   * finished workers took, and at least `minMs`. Each worker is reported once per step.
+   */
+  stragglers(now: number, busy: Iterable<string>, minMs: number): Array<{ id: string; elapsedMs: number; medianMs: number }> {
+    if (this.doneAfter.size === 0) return [];
+    const times = [...this.doneAfter.values()].sort((a, b) => a - b);
+    const medianMs = times[Math.floor(times.length / 2)];
+    const elapsedMs = now - this.sent;
+    if (elapsedMs < Math.max(3 * medianMs, minMs)) return [];
+    const out: Array<{ id: string; elapsedMs: number; medianMs: number }> = [];
+    for (const id of busy) {
+      if (this.flagged.has(id)) continue;
+      this.flagged.add(id);
+      out.push({ id, elapsedMs, medianMs });
+    }
+    return out;
+  }
+}

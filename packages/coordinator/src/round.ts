@@ -1,0 +1,216 @@
+import { type NodeStats, type SamplerBatch, type TreeNode, TreeReducer, alignedNodes, firstNonFinite, leafCount } from '@dptrain/core';
+import { type LeafRange, assignLeaves, nodeSamples, rangeForNode } from './assign.js';
+
+/** A task as the machine hands it to the transport (the protocol `task` message without type/v). */
+export interface TaskInit {
+  step: number;
+  version: number;
+  epoch: number;
+  leafLo: number;
+  leafHi: number;
+  leafCount: number;
+  batchSize: number;
+  indices: Int32Array;
+}
+
+/** A decoded `result` message (fields the round needs). */
+export interface ResultInit {
+  step: number;
+  nodeLo: number;
+  nodeSize: number;
+  samples: number;
+  lossSum: number;
+  correct: number;
+  computeMs: number;
+  grad: Float32Array;
+}
+
+/** What happened to a result: taken into the tree, or dropped (state untouched). */
+export type Verdict =
+  | { status: 'accepted'; complete: boolean }
+  | { status: 'stale' | 'duplicate' | 'unexpected'; reason: string }
+  | { status: 'invalid'; reason: string };
+
+interface NodeEntry {
+  node: TreeNode;
+  /** The worker that owes this node; null while orphaned (its owner left, not yet reassigned). */
+  owner: string | null;
+  /** The last worker that owed it. */
+  lastOwner: string;
+  received: boolean;
+  stats?: NodeStats;
+}
+
+const key = (lo: number, size: number) => `${lo}/${size}`;
+
+/**
+ * One synchronous step: the batch, which worker owes which tree node, and the
+ * reduction of the node sums as they arrive. No I/O, no clocks.
+ */
+export class Round {
+  readonly step: number;
+  readonly version: number;
+  readonly batch: SamplerBatch;
+  readonly B: number;
+  readonly L: number;
+  readonly leafSize: number;
+  private readonly paramCount: number;
+  private readonly reducer: TreeReducer;
+  private readonly entries = new Map<string, NodeEntry>();
+  private readonly takeBuffer: () => Float32Array;
+  /** Compute time reported per worker in this round, ms. */
+  readonly computeMs = new Map<string, number>();
+  /** Samples computed per worker in this round. */
+  readonly samplesBy = new Map<string, number>();
+  /** Distinct workers that were given nodes this round. */
+  readonly participants = new Set<string>();
+
+  constructor(args: {
+    step: number;
+    version: number;
+    batch: SamplerBatch;
+    leafSize: number;
+    paramCount: number;
+    takeBuffer: () => Float32Array;
+    releaseBuffer: (b: Float32Array) => void;
+  }) {
+    this.step = args.step;
+    this.version = args.version;
+    this.batch = args.batch;
+    this.B = args.batch.indices.length;
+    this.leafSize = args.leafSize;
+    this.L = leafCount(this.B, args.leafSize);
+    this.paramCount = args.paramCount;
+    this.takeBuffer = args.takeBuffer;
+    this.reducer = new TreeReducer(this.L, args.releaseBuffer);
+  }
+
+  /** Give contiguous leaf blocks to the workers (in order); returns the tasks per worker. */
+  assign(workerIds: readonly string[]): Array<{ workerId: string; task: TaskInit }> {
+    if (this.entries.size > 0) throw new Error(`step ${this.step} is already assigned`);
+    return assignLeaves(workerIds.length, this.L).map((r, i) => {
+      const workerId = workerIds[i];
+      this.participants.add(workerId);
+      for (const node of alignedNodes(r.leafLo, r.leafHi, this.L)) {
+        this.entries.set(key(node.lo, node.size), { node, owner: workerId, lastOwner: workerId, received: false });
+      }
+      return { workerId, task: this.task(r) };
+    });
+  }
+
+  /** The task message for a leaf range of this step. */
+  task(r: LeafRange): TaskInit {
+    const ls = this.leafSize;
+    return {
+      step: this.step,
+      version: this.version,
+      epoch: this.batch.epoch,
+      leafLo: r.leafLo,
+      leafHi: r.leafHi,
+      leafCount: this.L,
+      batchSize: this.B,
+      indices: this.batch.indices.slice(r.leafLo * ls, Math.min(r.leafHi * ls, this.B)),
+    };
+  }
+
+  /** Nodes a worker still owes, in node order. */
+  outstanding(workerId: string): TreeNode[] {
+    return this.sorted().filter((e) => e.owner === workerId && !e.received).map((e) => e.node);
+  }
+
+  /** Nodes nobody owes (their owner left), in node order, with the worker that had them. */
+  orphans(): Array<{ node: TreeNode; from: string }> {
+    return this.sorted()
+      .filter((e) => e.owner === null && !e.received)
+      .map((e) => ({ node: e.node, from: e.lastOwner }));
+  }
+
+  /** Workers that owe at least one node. */
+  busyWorkers(): Set<string> {
+    const s = new Set<string>();
+    for (const e of this.entries.values()) if (!e.received && e.owner !== null) s.add(e.owner);
+    return s;
+  }
+
+  /** Leaves a worker holds in this round (received or not). */
+  leavesOf(workerId: string): number {
+    let n = 0;
+    for (const e of this.entries.values()) if (e.owner === workerId) n += Math.min(e.node.lo + e.node.size, this.L) - e.node.lo;
+    return n;
+  }
+
+  /** Mark a worker's outstanding nodes as orphaned; returns them in node order. */
+  release(workerId: string): TreeNode[] {
+    const nodes = this.outstanding(workerId);
+    for (const n of nodes) this.entries.get(key(n.lo, n.size))!.owner = null;
+    return nodes;
+  }
+
+  /** Give an orphaned node to a worker; returns the task that computes exactly that node. */
+  reassign(node: TreeNode, workerId: string): TaskInit {
+    const e = this.entries.get(key(node.lo, node.size));
+    if (!e || e.received || e.owner !== null) throw new Error(`node (${node.lo}, ${node.size}) of step ${this.step} is not orphaned`);
+    e.owner = workerId;
+    e.lastOwner = workerId;
+    this.participants.add(workerId);
+    return this.task(rangeForNode(node, this.L));
+  }
+
+  /**
+   * Check a result against the bookkeeping and, if it is owed, validate it and add its
+   * gradient to the tree. Anything dropped leaves the round untouched.
+   */
+  accept(workerId: string, r: ResultInit): Verdict {
+    if (r.step !== this.step) return { status: 'stale', reason: `result for step ${r.step}, the current step is ${this.step}` };
+    const e = this.entries.get(key(r.nodeLo, r.nodeSize));
+    const what = `node (${r.nodeLo}, ${r.nodeSize}) of step ${this.step}`;
+    if (e?.received) return { status: 'duplicate', reason: `${what} was already received` };
+    if (!e || e.owner !== workerId) return { status: 'unexpected', reason: `${what} is not assigned to ${workerId}` };
+    const want = nodeSamples(e.node, this.L, this.leafSize, this.B);
+    if (r.samples !== want) return { status: 'invalid', reason: `${what} has ${want} samples, the result claims ${r.samples}` };
+    if (!(r.correct >= 0 && r.correct <= r.samples)) return { status: 'invalid', reason: `${what}: correct ${r.correct} is outside [0, ${r.samples}]` };
+    if (!Number.isFinite(r.lossSum)) return { status: 'invalid', reason: `${what}: lossSum is ${r.lossSum}` };
+    if (r.grad.length !== this.paramCount) return { status: 'invalid', reason: `${what}: gradient has ${r.grad.length} values, expected ${this.paramCount}` };
+    const bad = firstNonFinite(r.grad);
+    if (bad >= 0) return { status: 'invalid', reason: `${what}: gradient element ${bad} is ${r.grad[bad]}` };
+    const buf = this.takeBuffer();
+    buf.set(r.grad);
+    if (!this.reducer.add(e.node.lo, e.node.size, buf)) throw new Error(`${what} was already covered in the reduction tree`);
+    e.received = true;
+    e.stats = { samples: r.samples, lossSum: r.lossSum, correct: r.correct };
+    this.computeMs.set(workerId, (this.computeMs.get(workerId) ?? 0) + r.computeMs);
+    this.samplesBy.set(workerId, (this.samplesBy.get(workerId) ?? 0) + r.samples);
+    return { status: 'accepted', complete: this.reducer.complete };
+  }
+
+  get complete(): boolean {
+    return this.reducer.complete;
+  }
+
+  /** The gradient sum over the whole batch (owned by the caller's pool afterwards). */
+  gradSum(): Float32Array {
+    return this.reducer.result();
+  }
+
+  /** Samples, loss and correct summed along the same tree as LeafComputer (so the loss matches train()). */
+  stats(): NodeStats {
+    const sum = (lo: number, size: number): NodeStats => {
+      const e = this.entries.get(key(lo, size));
+      if (e) {
+        if (!e.stats) throw new Error(`node (${lo}, ${size}) of step ${this.step} has not been received`);
+        return e.stats;
+      }
+      if (size === 1) throw new Error(`leaf ${lo} of step ${this.step} is not covered by any node`);
+      const half = size / 2;
+      const left = sum(lo, half);
+      if (lo + half >= this.L) return left;
+      const right = sum(lo + half, half);
+      return { samples: left.samples + right.samples, lossSum: left.lossSum + right.lossSum, correct: left.correct + right.correct };
+    };
+    return sum(0, this.reducer.P);
+  }
+
+  private sorted(): NodeEntry[] {
+    return [...this.entries.values()].sort((a, b) => a.node.lo - b.node.lo);
+  }
+}

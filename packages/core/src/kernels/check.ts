@@ -1,0 +1,47 @@
+import { ShapeError } from '../errors.js';
+
+function checkDim(op: string, name: string, v: number): void {
+  if (!Number.isInteger(v) || v < 0) {
+    throw new ShapeError(`${op}: ${name} must be a non-negative integer, got ${v}`);
+  }
+}
+
+function checkLen(op: string, name: string, arr: Float32Array, need: number, what: string): void {
+  if (arr.length < need) {
+    throw new ShapeError(`${op}: ${name} has ${arr.length} elements, expected at least ${what} = ${need}`);
+  }
+}
+
+/**
+ * Validate the arguments of a GEMM call (dimensions and operand lengths). Shared
+ * by the fast kernels, which must never read or write outside the views they get.
+ * Operands may be longer than needed (only the leading elements are used).
+ */
+export function checkGemm(
+  op: 'gemmABt' | 'gemmAtB' | 'gemmAB',
+  m: number,
+  n: number,
+  k: number,
+  a: Float32Array,
+  b: Float32Array,
+  c: Float32Array,
+  bias?: Float32Array,
+): void {
+  checkDim(op, 'm', m);
+  checkDim(op, 'n', n);
+  checkDim(op, 'k', k);
+  if (op === 'gemmABt') {
+    checkLen(op, 'a', a, m * k, `m*k = ${m}*${k}`);
+    checkLen(op, 'b', b, n * k, `n*k = ${n}*${k}`);
+    checkLen(op, 'c', c, m * n, `m*n = ${m}*${n}`);
+    if (bias) checkLen(op, 'bias', bias, n, 'n');
+  } else if (op === 'gemmAtB') {
+    checkLen(op, 'a', a, m * n, `m*n = ${m}*${n}`);
+    checkLen(op, 'b', b, m * k, `m*k = ${m}*${k}`);
+    checkLen(op, 'c', c, n * k, `n*k = ${n}*${k}`);
+  } else {
+    checkLen(op, 'a', a, m * n, `m*n = ${m}*${n}`);
+    checkLen(op, 'b', b, n * k, `n*k = ${n}*${k}`);
+    checkLen(op, 'c', c, m * k, `m*k = ${m}*${k}`);
+  }
+}

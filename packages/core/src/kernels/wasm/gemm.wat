@@ -1,0 +1,363 @@
+;; dptrain GEMM kernels: WebAssembly SIMD128 (plain mul + add, no FMA, no relaxed SIMD).
+;;
+;; Assembled by packages/core/scripts/build-wasm.mjs into gemm.wasm.ts (base64).
+;; Driven by wasm.ts, which owns the memory layout and hands in byte addresses.
+;;
+;; Every product is C[r, l] = sum over s of A'[r, s] * B'[s, l] computed by one 4x8
+;; register tile ($tile): 4 rows (A' broadcast with load32_splat) by 8 lanes (two f32x4
+;; of B'), eight f32x4 accumulators. Each output element is its own lane of its own
+;; accumulator, updated as acc = acc + a*b (f32 mul then f32 add) for s = 0, 1, 2, ...
+;; in order, over the whole shared length. So an element's bits depend only on its
+;; own row of A' and column of B' -- not on m, on the tile it falls in, or on which
+;; lane it occupies -- and edge tiles run exactly the same arithmetic (missing rows
+;; and lanes are computed on padding or on neighbouring memory and never stored).
+;;
+;; Operands are packed into panels first (zero-padded at the edges), except the bias,
+;; which the tile reads 8 lanes at a time: up to 28 bytes past its end. wasm.ts keeps a
+;; guard at the top of memory so such reads stay in bounds.
+
+(module
+  (import "env" "memory" (memory 1))
+
+  ;; Store the first $cols (0..8) lanes of $v0:$v1 (8 f32) at $p.
+  (func $store_row (param $p i32) (param $v0 v128) (param $v1 v128) (param $cols i32)
+    (if (i32.ge_u (local.get $cols) (i32.const 4))
+      (then
+        (v128.store (local.get $p) (local.get $v0))
+        (local.set $p (i32.add (local.get $p) (i32.const 16)))
+        (local.set $v0 (local.get $v1))
+        (local.set $cols (i32.sub (local.get $cols) (i32.const 4)))))
+    (if (i32.ge_u (local.get $cols) (i32.const 4))
+      (then
+        (v128.store (local.get $p) (local.get $v0))
+        (return)))
+    (if (i32.eqz (local.get $cols)) (then (return)))
+    (f32.store (local.get $p) (f32x4.extract_lane 0 (local.get $v0)))
+    (if (i32.eq (local.get $cols) (i32.const 1)) (then (return)))
+    (f32.store offset=4 (local.get $p) (f32x4.extract_lane 1 (local.get $v0)))
+    (if (i32.eq (local.get $cols) (i32.const 2)) (then (return)))
+    (f32.store offset=8 (local.get $p) (f32x4.extract_lane 2 (local.get $v0))))
+
+  ;; The 4x8 register tile.
+  ;;   A'[r, s] = f32 at $a + r*4 + s*$as   (r = 0..3)
+  ;;   B'[s, l] = f32 at $b + l*4 + s*$bs   (l = 0..7)
+  ;;   C[r, l]  = f32 at $c + r*$ldc + l*4, stored for r < $rows, l < $cols
+  ;; $cnt is the shared length (may be 0); $bias, if nonzero, is the address of 8 f32
+  ;; added to every row after the sum.
+  (func $tile (param $a i32) (param $as i32) (param $b i32) (param $bs i32) (param $cnt i32)
+              (param $c i32) (param $ldc i32) (param $rows i32) (param $cols i32) (param $bias i32)
+    (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128)
+    (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128)
+    (local $b0 v128) (local $b1 v128) (local $x v128)
+    (if (local.get $cnt)
+      (then
+        (loop $s
+          (local.set $b0 (v128.load (local.get $b)))
+          (local.set $b1 (v128.load offset=16 (local.get $b)))
+          (local.set $x (v128.load32_splat (local.get $a)))
+          (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (local.get $x) (local.get $b0))))
+          (local.set $c01 (f32x4.add (local.get $c01) (f32x4.mul (local.get $x) (local.get $b1))))
+          (local.set $x (v128.load32_splat offset=4 (local.get $a)))
+          (local.set $c10 (f32x4.add (local.get $c10) (f32x4.mul (local.get $x) (local.get $b0))))
+          (local.set $c11 (f32x4.add (local.get $c11) (f32x4.mul (local.get $x) (local.get $b1))))
+          (local.set $x (v128.load32_splat offset=8 (local.get $a)))
+          (local.set $c20 (f32x4.add (local.get $c20) (f32x4.mul (local.get $x) (local.get $b0))))
+          (local.set $c21 (f32x4.add (local.get $c21) (f32x4.mul (local.get $x) (local.get $b1))))
+          (local.set $x (v128.load32_splat offset=12 (local.get $a)))
+          (local.set $c30 (f32x4.add (local.get $c30) (f32x4.mul (local.get $x) (local.get $b0))))
+          (local.set $c31 (f32x4.add (local.get $c31) (f32x4.mul (local.get $x) (local.get $b1))))
+          (local.set $a (i32.add (local.get $a) (local.get $as)))
+          (local.set $b (i32.add (local.get $b) (local.get $bs)))
+          (br_if $s (local.tee $cnt (i32.sub (local.get $cnt) (i32.const 1)))))))
+    (if (local.get $bias)
+      (then
+        (local.set $b0 (v128.load (local.get $bias)))
+        (local.set $b1 (v128.load offset=16 (local.get $bias)))
+        (local.set $c00 (f32x4.add (local.get $c00) (local.get $b0)))
+        (local.set $c01 (f32x4.add (local.get $c01) (local.get $b1)))
+        (local.set $c10 (f32x4.add (local.get $c10) (local.get $b0)))
+        (local.set $c11 (f32x4.add (local.get $c11) (local.get $b1)))
+        (local.set $c20 (f32x4.add (local.get $c20) (local.get $b0)))
+        (local.set $c21 (f32x4.add (local.get $c21) (local.get $b1)))
+        (local.set $c30 (f32x4.add (local.get $c30) (local.get $b0)))
+        (local.set $c31 (f32x4.add (local.get $c31) (local.get $b1)))))
+    (if (i32.and (i32.eq (local.get $rows) (i32.const 4)) (i32.eq (local.get $cols) (i32.const 8)))
+      (then
+        (v128.store (local.get $c) (local.get $c00))
+        (v128.store offset=16 (local.get $c) (local.get $c01))
+        (local.set $c (i32.add (local.get $c) (local.get $ldc)))
+        (v128.store (local.get $c) (local.get $c10))
+        (v128.store offset=16 (local.get $c) (local.get $c11))
+        (local.set $c (i32.add (local.get $c) (local.get $ldc)))
+        (v128.store (local.get $c) (local.get $c20))
+        (v128.store offset=16 (local.get $c) (local.get $c21))
+        (local.set $c (i32.add (local.get $c) (local.get $ldc)))
+        (v128.store (local.get $c) (local.get $c30))
+        (v128.store offset=16 (local.get $c) (local.get $c31))
+        (return)))
+    (call $store_row (local.get $c) (local.get $c00) (local.get $c01) (local.get $cols))
+    (if (i32.lt_u (local.get $rows) (i32.const 2)) (then (return)))
+    (local.set $c (i32.add (local.get $c) (local.get $ldc)))
+    (call $store_row (local.get $c) (local.get $c10) (local.get $c11) (local.get $cols))
+    (if (i32.lt_u (local.get $rows) (i32.const 3)) (then (return)))
+    (local.set $c (i32.add (local.get $c) (local.get $ldc)))
+    (call $store_row (local.get $c) (local.get $c20) (local.get $c21) (local.get $cols))
+    (if (i32.lt_u (local.get $rows) (i32.const 4)) (then (return)))
+    (local.set $c (i32.add (local.get $c) (local.get $ldc)))
+    (call $store_row (local.get $c) (local.get $c30) (local.get $c31) (local.get $cols)))
+
+  ;; Transpose 4 full rows of a row-major matrix into one 4-wide panel: for s < $len,
+  ;; dst + s*$step gets (row0[s], row1[s], row2[s], row3[s]); rows are $ld bytes apart.
+  ;; 4x4 blocks via shuffles; bits are moved untouched.
+  (func $pack4 (param $src i32) (param $ld i32) (param $len i32) (param $dst i32) (param $step i32)
+    (local $v0 v128) (local $v1 v128) (local $v2 v128) (local $v3 v128)
+    (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
+    (local $r1 i32) (local $r2 i32) (local $r3 i32)
+    (local.set $r1 (i32.add (local.get $src) (local.get $ld)))
+    (local.set $r2 (i32.add (local.get $r1) (local.get $ld)))
+    (local.set $r3 (i32.add (local.get $r2) (local.get $ld)))
+    (block $blocks_done
+      (loop $blocks
+        (br_if $blocks_done (i32.lt_u (local.get $len) (i32.const 4)))
+        (local.set $v0 (v128.load (local.get $src)))
+        (local.set $v1 (v128.load (local.get $r1)))
+        (local.set $v2 (v128.load (local.get $r2)))
+        (local.set $v3 (v128.load (local.get $r3)))
+        ;; t0 = v0.0 v1.0 v0.1 v1.1   t1 = v2.0 v3.0 v2.1 v3.1
+        ;; t2 = v0.2 v1.2 v0.3 v1.3   t3 = v2.2 v3.2 v2.3 v3.3
+        (local.set $t0 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $v0) (local.get $v1)))
+        (local.set $t1 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $v2) (local.get $v3)))
+        (local.set $t2 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $v0) (local.get $v1)))
+        (local.set $t3 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $v2) (local.get $v3)))
+        (v128.store (local.get $dst)
+          (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t0) (local.get $t1)))
+        (local.set $dst (i32.add (local.get $dst) (local.get $step)))
+        (v128.store (local.get $dst)
+          (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t0) (local.get $t1)))
+        (local.set $dst (i32.add (local.get $dst) (local.get $step)))
+        (v128.store (local.get $dst)
+          (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t2) (local.get $t3)))
+        (local.set $dst (i32.add (local.get $dst) (local.get $step)))
+        (v128.store (local.get $dst)
+          (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t2) (local.get $t3)))
+        (local.set $dst (i32.add (local.get $dst) (local.get $step)))
+        (local.set $src (i32.add (local.get $src) (i32.const 16)))
+        (local.set $r1 (i32.add (local.get $r1) (i32.const 16)))
+        (local.set $r2 (i32.add (local.get $r2) (i32.const 16)))
+        (local.set $r3 (i32.add (local.get $r3) (i32.const 16)))
+        (local.set $len (i32.sub (local.get $len) (i32.const 4)))
+        (br $blocks)))
+    (block $tail_done
+      (loop $tail
+        (br_if $tail_done (i32.eqz (local.get $len)))
+        (i32.store (local.get $dst) (i32.load (local.get $src)))
+        (i32.store offset=4 (local.get $dst) (i32.load (local.get $r1)))
+        (i32.store offset=8 (local.get $dst) (i32.load (local.get $r2)))
+        (i32.store offset=12 (local.get $dst) (i32.load (local.get $r3)))
+        (local.set $dst (i32.add (local.get $dst) (local.get $step)))
+        (local.set $src (i32.add (local.get $src) (i32.const 4)))
+        (local.set $r1 (i32.add (local.get $r1) (i32.const 4)))
+        (local.set $r2 (i32.add (local.get $r2) (i32.const 4)))
+        (local.set $r3 (i32.add (local.get $r3) (i32.const 4)))
+        (local.set $len (i32.sub (local.get $len) (i32.const 1)))
+        (br $tail))))
+
+  ;; Copy one row (lane $r of a panel) element by element, or zeros when $src is 0:
+  ;; dst + s*$step gets row[s] for s < $len.
+  (func $pack1 (param $src i32) (param $len i32) (param $dst i32) (param $step i32)
+    (block $done
+      (loop $copy
+        (br_if $done (i32.eqz (local.get $len)))
+        (i32.store (local.get $dst)
+          (if (result i32) (local.get $src)
+            (then (i32.load (local.get $src)))
+            (else (i32.const 0))))
+        (if (local.get $src) (then (local.set $src (i32.add (local.get $src) (i32.const 4)))))
+        (local.set $dst (i32.add (local.get $dst) (local.get $step)))
+        (local.set $len (i32.sub (local.get $len) (i32.const 1)))
+        (br $copy))))
+
+  ;; Pack a row-major [rows x len] f32 matrix at $src into panels of $w (4 or 8) rows,
+  ;; [panel][s][w] at $dst: dst[(q*len + s)*w + r] = src[(q*w + r)*len + s], zeros for
+  ;; rows past the last one.
+  (func $pack_rows (param $src i32) (param $rows i32) (param $len i32) (param $w i32) (param $dst i32)
+    (local $q i32) (local $g i32) (local $r i32) (local $ld i32) (local $step i32)
+    (local.set $ld (i32.shl (local.get $len) (i32.const 2)))
+    (local.set $step (i32.shl (local.get $w) (i32.const 2)))
+    (block $done
+      (loop $panels
+        (br_if $done (i32.ge_u (local.get $q) (local.get $rows)))
+        (local.set $g (i32.const 0))
+        (loop $groups
+          (if (i32.le_u (i32.add (i32.add (local.get $q) (local.get $g)) (i32.const 4)) (local.get $rows))
+            (then
+              (call $pack4
+                (i32.add (local.get $src) (i32.mul (i32.add (local.get $q) (local.get $g)) (local.get $ld)))
+                (local.get $ld) (local.get $len)
+                (i32.add (local.get $dst) (i32.shl (local.get $g) (i32.const 2)))
+                (local.get $step)))
+            (else
+              (local.set $r (local.get $g))
+              (loop $lanes
+                (call $pack1
+                  (select
+                    (i32.add (local.get $src) (i32.mul (i32.add (local.get $q) (local.get $r)) (local.get $ld)))
+                    (i32.const 0)
+                    (i32.lt_u (i32.add (local.get $q) (local.get $r)) (local.get $rows)))
+                  (local.get $len)
+                  (i32.add (local.get $dst) (i32.shl (local.get $r) (i32.const 2)))
+                  (local.get $step))
+                (local.set $r (i32.add (local.get $r) (i32.const 1)))
+                (br_if $lanes (i32.lt_u (local.get $r) (i32.add (local.get $g) (i32.const 4)))))))
+          (local.set $g (i32.add (local.get $g) (i32.const 4)))
+          (br_if $groups (i32.lt_u (local.get $g) (local.get $w))))
+        (local.set $dst (i32.add (local.get $dst) (i32.mul (local.get $len) (local.get $step))))
+        (local.set $q (i32.add (local.get $q) (local.get $w)))
+        (br $panels))))
+
+  ;; Pack $w (4 or 8) adjacent columns at a time of a [len x cols] f32 matrix at $src with
+  ;; rows $ld bytes apart into panels [panel][s][w] at $dst:
+  ;; dst[(q*len + s)*w + l] = src[s*ld/4 + q*w + l], zeros for columns past the last one.
+  (func $pack_cols (param $src i32) (param $ld i32) (param $cols i32) (param $len i32) (param $w i32) (param $dst i32)
+    (local $q i32) (local $s i32) (local $l i32) (local $sp i32)
+    (block $done
+      (loop $panels
+        (br_if $done (i32.ge_u (local.get $q) (local.get $cols)))
+        (local.set $sp (i32.add (local.get $src) (i32.shl (local.get $q) (i32.const 2))))
+        (local.set $s (i32.const 0))
+        (if (i32.le_u (i32.add (local.get $q) (local.get $w)) (local.get $cols))
+          (then
+            (block $full_done
+              (loop $full
+                (br_if $full_done (i32.ge_u (local.get $s) (local.get $len)))
+                (v128.store (local.get $dst) (v128.load (local.get $sp)))
+                (if (i32.eq (local.get $w) (i32.const 8))
+                  (then (v128.store offset=16 (local.get $dst) (v128.load offset=16 (local.get $sp)))))
+                (local.set $dst (i32.add (local.get $dst) (i32.shl (local.get $w) (i32.const 2))))
+                (local.set $sp (i32.add (local.get $sp) (local.get $ld)))
+                (local.set $s (i32.add (local.get $s) (i32.const 1)))
+                (br $full))))
+          (else
+            (block $edge_done
+              (loop $edge
+                (br_if $edge_done (i32.ge_u (local.get $s) (local.get $len)))
+                (local.set $l (i32.const 0))
+                (loop $lanes
+                  (i32.store (local.get $dst)
+                    (if (result i32) (i32.lt_u (i32.add (local.get $q) (local.get $l)) (local.get $cols))
+                      (then (i32.load (i32.add (local.get $sp) (i32.shl (local.get $l) (i32.const 2)))))
+                      (else (i32.const 0))))
+                  (local.set $dst (i32.add (local.get $dst) (i32.const 4)))
+                  (local.set $l (i32.add (local.get $l) (i32.const 1)))
+                  (br_if $lanes (i32.lt_u (local.get $l) (local.get $w))))
+                (local.set $sp (i32.add (local.get $sp) (local.get $ld)))
+                (local.set $s (i32.add (local.get $s) (i32.const 1)))
+                (br $edge)))))
+        (local.set $q (i32.add (local.get $q) (local.get $w)))
+        (br $panels))))
+
+  ;; min(x, cap) for the tile edge sizes.
+  (func $clip (param $x i32) (param $cap i32) (result i32)
+    (select (local.get $cap) (local.get $x) (i32.gt_u (local.get $x) (local.get $cap))))
+
+  ;; Forward: C[m x n] = A[m x k] . B[n x k]^T (+ bias[n] if $bias != 0).
+  ;; Scratch: $pa holds ceil(m/4)*4*k f32, $pb holds ceil(n/8)*8*k f32.
+  (func (export "gemm_abt") (param $m i32) (param $n i32) (param $k i32) (param $a i32) (param $b i32)
+                            (param $c i32) (param $bias i32) (param $pa i32) (param $pb i32)
+    (local $i i32) (local $j i32) (local $ap i32) (local $bp i32)
+    (call $pack_rows (local.get $a) (local.get $m) (local.get $k) (i32.const 4) (local.get $pa))
+    (call $pack_rows (local.get $b) (local.get $n) (local.get $k) (i32.const 8) (local.get $pb))
+    (local.set $bp (local.get $pb))
+    (block $jdone
+      (loop $jl
+        (br_if $jdone (i32.ge_u (local.get $j) (local.get $n)))
+        (local.set $i (i32.const 0))
+        (local.set $ap (local.get $pa))
+        (block $idone
+          (loop $il
+            (br_if $idone (i32.ge_u (local.get $i) (local.get $m)))
+            (call $tile
+              (local.get $ap) (i32.const 16) (local.get $bp) (i32.const 32) (local.get $k)
+              (i32.add (local.get $c)
+                (i32.shl (i32.add (i32.mul (local.get $i) (local.get $n)) (local.get $j)) (i32.const 2)))
+              (i32.shl (local.get $n) (i32.const 2))
+              (call $clip (i32.sub (local.get $m) (local.get $i)) (i32.const 4))
+              (call $clip (i32.sub (local.get $n) (local.get $j)) (i32.const 8))
+              (select
+                (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2)))
+                (i32.const 0)
+                (local.get $bias)))
+            (local.set $ap (i32.add (local.get $ap) (i32.shl (local.get $k) (i32.const 4))))
+            (local.set $i (i32.add (local.get $i) (i32.const 4)))
+            (br $il)))
+        (local.set $bp (i32.add (local.get $bp) (i32.shl (local.get $k) (i32.const 5))))
+        (local.set $j (i32.add (local.get $j) (i32.const 8)))
+        (br $jl))))
+
+  ;; Weight gradient: C[n x k] = A[m x n]^T . B[m x k], the sum over the m rows.
+  ;; Scratch: $pa holds ceil(n/4)*4*m f32 (A in panels of 4 columns), $pb holds 8*m f32
+  ;; (one panel of 8 columns of B at a time).
+  (func (export "gemm_atb") (param $m i32) (param $n i32) (param $k i32) (param $a i32) (param $b i32)
+                            (param $c i32) (param $pa i32) (param $pb i32)
+    (local $j i32) (local $p i32) (local $ap i32)
+    (call $pack_cols (local.get $a) (i32.shl (local.get $n) (i32.const 2)) (local.get $n) (local.get $m)
+      (i32.const 4) (local.get $pa))
+    (block $pdone
+      (loop $pl
+        (br_if $pdone (i32.ge_u (local.get $p) (local.get $k)))
+        (call $pack_cols
+          (i32.add (local.get $b) (i32.shl (local.get $p) (i32.const 2)))
+          (i32.shl (local.get $k) (i32.const 2))
+          (call $clip (i32.sub (local.get $k) (local.get $p)) (i32.const 8))
+          (local.get $m) (i32.const 8) (local.get $pb))
+        (local.set $j (i32.const 0))
+        (local.set $ap (local.get $pa))
+        (block $jdone
+          (loop $jl
+            (br_if $jdone (i32.ge_u (local.get $j) (local.get $n)))
+            (call $tile
+              (local.get $ap) (i32.const 16) (local.get $pb) (i32.const 32) (local.get $m)
+              (i32.add (local.get $c)
+                (i32.shl (i32.add (i32.mul (local.get $j) (local.get $k)) (local.get $p)) (i32.const 2)))
+              (i32.shl (local.get $k) (i32.const 2))
+              (call $clip (i32.sub (local.get $n) (local.get $j)) (i32.const 4))
+              (call $clip (i32.sub (local.get $k) (local.get $p)) (i32.const 8))
+              (i32.const 0))
+            (local.set $ap (i32.add (local.get $ap) (i32.shl (local.get $m) (i32.const 4))))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br $jl)))
+        (local.set $p (i32.add (local.get $p) (i32.const 8)))
+        (br $pl))))
+
+  ;; Input gradient: C[m x k] = A[m x n] . B[n x k]. Scratch: $pa holds ceil(m/4)*4*n f32
+  ;; (A in panels of 4 rows), $pb holds 8*n f32 (one panel of 8 columns of B at a time).
+  (func (export "gemm_ab") (param $m i32) (param $n i32) (param $k i32) (param $a i32) (param $b i32)
+                           (param $c i32) (param $pa i32) (param $pb i32)
+    (local $i i32) (local $p i32) (local $ap i32)
+    (call $pack_rows (local.get $a) (local.get $m) (local.get $n) (i32.const 4) (local.get $pa))
+    (block $pdone
+      (loop $pl
+        (br_if $pdone (i32.ge_u (local.get $p) (local.get $k)))
+        (call $pack_cols
+          (i32.add (local.get $b) (i32.shl (local.get $p) (i32.const 2)))
+          (i32.shl (local.get $k) (i32.const 2))
+          (call $clip (i32.sub (local.get $k) (local.get $p)) (i32.const 8))
+          (local.get $n) (i32.const 8) (local.get $pb))
+        (local.set $i (i32.const 0))
+        (local.set $ap (local.get $pa))
+        (block $idone
+          (loop $il
+            (br_if $idone (i32.ge_u (local.get $i) (local.get $m)))
+            (call $tile
+              (local.get $ap) (i32.const 16) (local.get $pb) (i32.const 32) (local.get $n)
+              (i32.add (local.get $c)
+                (i32.shl (i32.add (i32.mul (local.get $i) (local.get $k)) (local.get $p)) (i32.const 2)))
+              (i32.shl (local.get $k) (i32.const 2))
+              (call $clip (i32.sub (local.get $m) (local.get $i)) (i32.const 4))
+              (call $clip (i32.sub (local.get $k) (local.get $p)) (i32.const 8))
+              (i32.const 0))
+            (local.set $ap (i32.add (local.get $ap) (i32.shl (local.get $n) (i32.const 4))))
+            (local.set $i (i32.add (local.get $i) (i32.const 4)))
+            (br $il)))
+        (local.set $p (i32.add (local.get $p) (i32.const 8)))
+        (br $pl)))))

@@ -1,0 +1,221 @@
+import type { Kernels } from '../types.js';
+import { checkGemm } from '../check.js';
+import { ConfigError, DptrainError, ShapeError } from '../../errors.js';
+import { decodeBase64 } from './base64.js';
+import { GEMM_WASM_BASE64 } from './gemm.wasm.js';
+
+/*
+ * WebAssembly SIMD128 kernels (name 'wasm'); the arithmetic is described in gemm.wat.
+ *
+ * Memory: each instance owns one linear memory of a fixed size, reserved up front
+ * and NEVER grown — memory.grow detaches the JS ArrayBuffer and with it every view
+ * alloc() has handed out. Layout (bytes):
+ *   [0, 64)                    unused, so address 0 can mean "no bias"
+ *   [64, heapTop)              alloc(): bump allocator, 64-byte aligned, never freed
+ *   [scratchBase, end - 64)    scratch (packed panels, copies of foreign views); grows
+ *                              downward on demand to its high-water mark
+ *   [end - 64, end)            guard: an edge tile may read up to 28 bytes past the bias
+ * When alloc and scratch would meet, the call throws E_KERNEL_MEMORY naming the
+ * reservation; create the kernels with a larger `memoryMiB`. Memory is freed when the
+ * kernels object is dropped, so create one per model (getKernels('wasm') returns a
+ * fresh instance on each call).
+ *
+ * Views: an operand that lives in this memory is used in place (its byteOffset); any
+ * other Float32Array is copied into scratch (and the output copied back) — correct,
+ * just slower.
+ */
+
+/** Options of createWasmKernels. */
+export interface WasmKernelOptions {
+  /** Linear memory reserved up front, MiB (integer 1..2048, default 64). Bounds alloc() plus scratch. */
+  memoryMiB?: number;
+}
+
+const DEFAULTS: Required<WasmKernelOptions> = { memoryMiB: 64 };
+const LOW = 64;
+const GUARD = 64;
+const ALIGN = 64;
+const MIB = 1 << 20;
+
+/** The subset of the WebAssembly JS API used here (core is compiled without DOM or Node types). */
+interface WasmApi {
+  validate(bytes: Uint8Array): boolean;
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { readonly exports: Record<string, unknown> };
+  Memory: new (desc: { initial: number; maximum: number }) => { readonly buffer: ArrayBuffer };
+}
+
+interface GemmExports {
+  gemm_abt(m: number, n: number, k: number, a: number, b: number, c: number, bias: number, pa: number, pb: number): void;
+  gemm_atb(m: number, n: number, k: number, a: number, b: number, c: number, pa: number, pb: number): void;
+  gemm_ab(m: number, n: number, k: number, a: number, b: number, c: number, pa: number, pb: number): void;
+}
+
+const api = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+let bytes: Uint8Array | undefined;
+let supported: boolean | undefined;
+let compiled: object | undefined;
+
+function moduleBytes(): Uint8Array {
+  bytes ??= decodeBase64(GEMM_WASM_BASE64);
+  return bytes;
+}
+
+/** Whether this runtime has WebAssembly with SIMD128 (it validates the kernel module). */
+export function wasmSupported(): boolean {
+  if (supported === undefined) {
+    try {
+      supported = api !== undefined && api.validate(moduleBytes());
+    } catch {
+      supported = false;
+    }
+  }
+  return supported;
+}
+
+const pad = (n: number): number => Math.ceil(n / ALIGN) * ALIGN;
+
+class WasmKernels implements Kernels {
+  readonly name = 'wasm' as const;
+  private readonly buffer: ArrayBuffer;
+  private readonly f32: Float32Array;
+  private readonly fn: GemmExports;
+  private readonly top: number;
+  private readonly memoryMiB: number;
+  private heapTop = LOW;
+  private scratchBase: number;
+  private cursor = 0;
+
+  constructor(memoryMiB: number, module: object, wasm: WasmApi) {
+    const pages = (memoryMiB * MIB) / 65536;
+    const memory = new wasm.Memory({ initial: pages, maximum: pages });
+    const instance = new wasm.Instance(module, { env: { memory } });
+    this.fn = instance.exports as unknown as GemmExports;
+    this.buffer = memory.buffer;
+    this.f32 = new Float32Array(this.buffer);
+    this.memoryMiB = memoryMiB;
+    this.top = this.buffer.byteLength - GUARD;
+    this.scratchBase = this.top;
+  }
+
+  alloc = (length: number): Float32Array => {
+    if (!Number.isInteger(length) || length < 0) {
+      throw new ShapeError(`alloc: length must be a non-negative integer, got ${length}`);
+    }
+    const size = pad(length * 4);
+    if (this.heapTop + size > this.scratchBase) this.exhausted(`alloc(${length})`, size);
+    const view = new Float32Array(this.buffer, this.heapTop, length);
+    this.heapTop += size;
+    return view;
+  };
+
+  gemmABt = (m: number, n: number, k: number, a: Float32Array, b: Float32Array, c: Float32Array, bias?: Float32Array): void => {
+    checkGemm('gemmABt', m, n, k, a, b, c, bias);
+    const pa = pad(Math.ceil(m / 4) * 16 * k);
+    const pb = pad(Math.ceil(n / 8) * 32 * k);
+    const lb = bias ? n : 0;
+    this.begin('gemmABt', pa + pb + this.foreign(a, m * k) + this.foreign(b, n * k) + this.foreign(c, m * n) + (bias ? this.foreign(bias, lb) : 0));
+    const paP = this.take(pa);
+    const pbP = this.take(pb);
+    const aP = this.input(a, m * k);
+    const bP = this.input(b, n * k);
+    const biasP = bias ? this.input(bias, lb) : 0;
+    const cP = this.output(c, m * n);
+    this.fn.gemm_abt(m, n, k, aP, bP, cP, biasP, paP, pbP);
+    this.finish(c, cP, m * n);
+  };
+
+  gemmAtB = (m: number, n: number, k: number, a: Float32Array, b: Float32Array, c: Float32Array): void => {
+    checkGemm('gemmAtB', m, n, k, a, b, c);
+    const pa = pad(Math.ceil(n / 4) * 16 * m);
+    const pb = pad(32 * m);
+    this.begin('gemmAtB', pa + pb + this.foreign(a, m * n) + this.foreign(b, m * k) + this.foreign(c, n * k));
+    const paP = this.take(pa);
+    const pbP = this.take(pb);
+    const aP = this.input(a, m * n);
+    const bP = this.input(b, m * k);
+    const cP = this.output(c, n * k);
+    this.fn.gemm_atb(m, n, k, aP, bP, cP, paP, pbP);
+    this.finish(c, cP, n * k);
+  };
+
+  gemmAB = (m: number, n: number, k: number, a: Float32Array, b: Float32Array, c: Float32Array): void => {
+    checkGemm('gemmAB', m, n, k, a, b, c);
+    const pa = pad(Math.ceil(m / 4) * 16 * n);
+    const pb = pad(32 * n);
+    this.begin('gemmAB', pa + pb + this.foreign(a, m * n) + this.foreign(b, n * k) + this.foreign(c, m * k));
+    const paP = this.take(pa);
+    const pbP = this.take(pb);
+    const aP = this.input(a, m * n);
+    const bP = this.input(b, n * k);
+    const cP = this.output(c, m * k);
+    this.fn.gemm_ab(m, n, k, aP, bP, cP, paP, pbP);
+    this.finish(c, cP, m * k);
+  };
+
+  /** Whether the first len elements of v lie in the usable part of this memory. */
+  private inside(v: Float32Array, len: number): boolean {
+    return v.buffer === this.buffer && v.byteOffset >= LOW && v.byteOffset + 4 * len <= this.top;
+  }
+
+  /** Scratch bytes needed to copy v (0 if it is used in place). */
+  private foreign(v: Float32Array, len: number): number {
+    return this.inside(v, len) ? 0 : pad(4 * len);
+  }
+
+  /** Reserve `size` bytes of scratch for this call and start handing them out. */
+  private begin(op: string, size: number): void {
+    const base = this.top - size;
+    if (base < this.heapTop) this.exhausted(op, size);
+    if (base < this.scratchBase) this.scratchBase = base;
+    this.cursor = base;
+  }
+
+  private take(size: number): number {
+    const p = this.cursor;
+    this.cursor += size;
+    return p;
+  }
+
+  private input(v: Float32Array, len: number): number {
+    if (this.inside(v, len)) return v.byteOffset;
+    const p = this.take(pad(4 * len));
+    this.f32.set(v.subarray(0, len), p >> 2);
+    return p;
+  }
+
+  private output(v: Float32Array, len: number): number {
+    return this.inside(v, len) ? v.byteOffset : this.take(pad(4 * len));
+  }
+
+  private finish(v: Float32Array, p: number, len: number): void {
+    if (!this.inside(v, len)) v.set(this.f32.subarray(p >> 2, (p >> 2) + len));
+  }
+
+  private exhausted(what: string, size: number): never {
+    throw new DptrainError(
+      'E_KERNEL_MEMORY',
+      `wasm kernels: ${what} needs ${size} bytes but only ${Math.max(0, this.scratchBase - this.heapTop)} of the ` +
+        `${this.memoryMiB} MiB reserved are free (alloc'd ${this.heapTop} bytes, scratch ${this.top - this.scratchBase}). ` +
+        `The memory is never grown (that would detach the views already handed out): ` +
+        `pass a larger memoryMiB to createWasmKernels.`,
+    );
+  }
+}
+
+/**
+ * New WebAssembly SIMD128 kernels with their own fixed-size memory (see the notes
+ * above: alloc() is a bump allocator that never frees; drop the object to free).
+ * Synchronous. Throws E_KERNEL when the runtime lacks WebAssembly SIMD128.
+ */
+export function createWasmKernels(options: WasmKernelOptions = {}): Kernels {
+  const opts = { ...DEFAULTS, ...options };
+  if (!Number.isInteger(opts.memoryMiB) || opts.memoryMiB < 1 || opts.memoryMiB > 2048) {
+    throw new ConfigError('memoryMiB', `must be an integer in [1, 2048], got ${opts.memoryMiB}`);
+  }
+  if (!api || !wasmSupported()) {
+    throw new DptrainError('E_KERNEL', 'kernel wasm is not available in this runtime (needs WebAssembly with SIMD128)');
+  }
+  compiled ??= new api.Module(moduleBytes());
+  return new WasmKernels(opts.memoryMiB, compiled, api);
+}
