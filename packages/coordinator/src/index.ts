@@ -10,3 +10,4 @@ export type { ResultInit, TaskInit, Verdict } from './round.js';
 export { assignLeaves, nodeLeafRange, nodeSamples, rangeForNode } from './assign.js';
 export type { LeafRange } from './assign.js';
 export { EventLog } from './event-log.js';
+export * from './http/index.js';

@@ -145,7 +145,7 @@ export function createEventStream(options: EventStreamOptions): EventStream {
             continue;
           }
           c.alive = false;
-          c.ws.ping();
+          if (c.ws.readyState === WebSocket.OPEN) c.ws.ping();
         }
       }, o.pingMs)
     : undefined;

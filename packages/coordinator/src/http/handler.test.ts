@@ -93,14 +93,17 @@ describe('createHttpHandler', () => {
   });
 
   it('serves /api/run as JSON, the dashboard files, and 404/405/503', async () => {
-    srv = await startObserverServer({ staticDir: fakeDist() });
+    srv = await startObserverServer({ staticDir: fakeDist(), api: { '/api/extra': () => ({ x: NaN, v: new Float32Array([0.5, 2]) }) } });
     for (const e of syntheticRun({ steps: 3 }).slice(0, 2)) srv.hub.emit(e);
+    expect(await (await fetch(srv.url + '/api/extra')).json()).toEqual({ x: null, v: [0.5, 2] });
+    expect((await raw(srv.url, '/api/other')).status).toBe(404);
     const run = await fetch(srv.url + '/api/run');
     expect(run.headers.get('content-type')).toMatch(/^application\/json/);
     expect(await run.json()).toEqual({ runId: 'synthetic-0001', events: 2 });
     const index = await raw(srv.url, '/');
     expect([index.status, index.body]).toEqual([200, '<!doctype html><title>dptrain</title>']);
     expect(index.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(index.headers['content-security-policy']).toContain("default-src 'self'");
     const asset = await raw(srv.url, '/assets/app-1234.js');
     expect([asset.status, asset.headers['content-type'], asset.headers['cache-control']]).toEqual([200, 'text/javascript; charset=utf-8', 'public, max-age=31536000, immutable']);
     expect((await raw(srv.url, '/nope')).status).toBe(404);

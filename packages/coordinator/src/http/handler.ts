@@ -11,9 +11,14 @@ export interface HttpHandlerOptions {
   metrics: MetricsRegistry;
   /** Directory of the built dashboard; default: apps/dashboard/dist of this repository. */
   staticDir?: string;
+  /** Further read-only JSON endpoints by exact path, e.g. `{ '/api/workers': () => … }` (same auth). */
+  api?: Record<string, () => unknown>;
   /** When set (non-empty), every request needs `Authorization: Bearer TOKEN` or `?token=TOKEN`. */
   token?: string;
 }
+
+/** For the dashboard page: same-origin scripts, styles, images and the /events WebSocket only. */
+const PAGE_CSP = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 const SECURITY_HEADERS = {
   'X-Content-Type-Options': 'nosniff',
@@ -27,6 +32,15 @@ function send(res: ServerResponse, status: number, type: string, body: string | 
   res.end(head ? undefined : buf);
 }
 
+/** JSON without surprises: non-finite numbers become null, typed arrays plain arrays. */
+function toJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) => {
+    if (typeof v === 'number' && !Number.isFinite(v)) return null;
+    if (ArrayBuffer.isView(v) && !(v instanceof DataView)) return Array.from(v as unknown as ArrayLike<number>);
+    return v;
+  }) ?? 'null';
+}
+
 const text = (res: ServerResponse, status: number, msg: string, extra: Record<string, string> = {}, head = false) =>
   send(res, status, 'text/plain; charset=utf-8', msg + '\n', { 'Cache-Control': 'no-store', ...extra }, head);
 
@@ -34,7 +48,7 @@ const text = (res: ServerResponse, status: number, msg: string, extra: Record<st
  * The coordinator's read-only HTTP endpoints, as a plain `request` listener:
  *
  * - `GET /` and static files: the built dashboard (503 with instructions if it is not built);
- * - `GET /api/run`: `runInfo()` as JSON;
+ * - `GET /api/run`: `runInfo()` as JSON (and each path of `api` likewise);
  * - `GET /metrics`: Prometheus text exposition of `metrics`;
  * - anything else: 404; methods other than GET/HEAD: 405.
  *
@@ -67,9 +81,8 @@ export function createHttpHandler(opts: HttpHandlerOptions): (req: IncomingMessa
       extra['Set-Cookie'] = `${TOKEN_COOKIE}=${encodeURIComponent(token)}; Path=/; HttpOnly; SameSite=Strict`;
     }
     const path = url.pathname;
-    if (path === '/api/run') {
-      return send(res, 200, 'application/json; charset=utf-8', JSON.stringify(opts.runInfo()), { 'Cache-Control': 'no-store', ...extra }, head);
-    }
+    const route = path === '/api/run' ? opts.runInfo : opts.api && Object.prototype.hasOwnProperty.call(opts.api, path) ? opts.api[path] : undefined;
+    if (route) return send(res, 200, 'application/json; charset=utf-8', toJson(route()), { 'Cache-Control': 'no-store', ...extra }, head);
     if (path === '/metrics') {
       const body = await opts.metrics.registry.metrics();
       return send(res, 200, opts.metrics.contentType, body, { 'Cache-Control': 'no-store', ...extra }, head);
@@ -81,6 +94,7 @@ export function createHttpHandler(opts: HttpHandlerOptions): (req: IncomingMessa
     }
     if (file.kind === 'missing') return text(res, 404, `not found: ${path}`, extra, head);
     const cache = file.immutable ? 'public, max-age=31536000, immutable' : 'no-cache';
-    send(res, 200, file.type, file.body, { 'Cache-Control': cache, ...extra }, head);
+    const csp: Record<string, string> = file.type.startsWith('text/html') ? { 'Content-Security-Policy': PAGE_CSP } : {};
+    send(res, 200, file.type, file.body, { 'Cache-Control': cache, ...csp, ...extra }, head);
   }
 }

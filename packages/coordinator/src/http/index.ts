@@ -5,3 +5,4 @@ export * from './metrics.js';
 export { defaultDashboardDir } from './static.js';
 export * from './synthetic-run.js';
 export * from './observer-server.js';
+export * from './mount.js';

@@ -18,7 +18,7 @@ export interface ObserverServer {
 }
 
 /** Start an ObserverServer on 127.0.0.1 (`port`, default 0: any free one); `staticDir`/`token`/stream options are passed through. */
-export async function startObserverServer(opts: { staticDir?: string; token?: string; port?: number; stream?: Partial<EventStreamOptions> } = {}): Promise<ObserverServer> {
+export async function startObserverServer(opts: { staticDir?: string; token?: string; port?: number; api?: Record<string, () => unknown>; stream?: Partial<EventStreamOptions> } = {}): Promise<ObserverServer> {
   const hub = new EventLog();
   const metrics = createMetricsRegistry({ processMetrics: false });
   hub.on((e) => metricsFromEvent(metrics, e));
@@ -27,7 +27,7 @@ export async function startObserverServer(opts: { staticDir?: string; token?: st
     const started = h.find((e) => e.kind === 'run_started');
     return { runId: started?.kind === 'run_started' ? started.runId : null, events: h.length };
   };
-  const server = createServer(createHttpHandler({ runInfo, metrics, staticDir: opts.staticDir, token: opts.token }));
+  const server = createServer(createHttpHandler({ runInfo, metrics, staticDir: opts.staticDir, token: opts.token, api: opts.api }));
   const stream = attachEventStream(server, { ...opts.stream, history: () => hub.history, onEvent: (l) => hub.on(l), token: opts.token });
   await new Promise<void>((resolve) => server.listen(opts.port ?? 0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
