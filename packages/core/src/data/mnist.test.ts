@@ -30,13 +30,16 @@ describe('buildMnist', () => {
 });
 
 describe('mnistSplit', () => {
-  it('takes evenly spaced rows of the interleaved order as the test set', () => {
-    const ds = buildMnist(fake(new Array(10).fill(3)));
-    const { train, test } = mnistSplit(ds, 10);
-    expect([train.n, test.n]).toEqual([20, 10]);
-    // rows 2, 5, 8, ... of the round-robin order: every third row
-    expect(Array.from(test.labels!)).toEqual([2, 5, 8, 1, 4, 7, 0, 3, 6, 9]);
-    expect(Array.from(train.labels!.slice(0, 4))).toEqual([0, 1, 3, 4]);
-    expect(() => mnistSplit(ds, 30)).toThrow(/testCount/);
+  it('is stratified: every class gives its share of the test set, evenly spaced', () => {
+    const ds = buildMnist(fake([3, 3, 3, 3, 3, 3, 3, 3, 3, 6]));
+    const { train, test } = mnistSplit(ds, 11);
+    expect([train.n, test.n]).toEqual([22, 11]);
+    const per = new Array(10).fill(0);
+    for (const l of test.labels!) per[l]++;
+    // 33 samples, 11 test rows: a third of each class; digit 9 has 6 samples, so 2
+    expect(per).toEqual([1, 1, 1, 1, 1, 1, 1, 1, 1, 2]);
+    const again = mnistSplit(ds, 11);
+    expect(Array.from(again.test.x)).toEqual(Array.from(test.x));
+    expect(() => mnistSplit(ds, 33)).toThrow(/testCount/);
   });
 });

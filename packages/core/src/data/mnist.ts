@@ -46,21 +46,39 @@ export function buildMnist(digits: ArrayLike<number>[]): Dataset {
 }
 
 /**
- * The fixed MNIST split: `testCount` samples evenly spaced over the interleaved order
- * (see buildMnist) are the test set (row i is a test row when
- * floor((i + 1)·t / n) > floor(i·t / n)), the rest the training set, both in order. Because
- * the order is round-robin over the digits, evenly spaced rows keep every class in about
- * its share. No shuffle, no seed: with the package's 10,000 samples the default gives
- * 8,000 train / 2,000 test.
+ * The fixed MNIST split, stratified: each class gives the test set its share of
+ * `testCount` (largest remainder, ties to the lower class), taken evenly spaced over
+ * that class's samples (occurrence k of a class with n_c samples and t_c test rows is a
+ * test row when floor((k + 1)·t_c / n_c) > floor(k·t_c / n_c)). Both sets keep the
+ * interleaved order. No shuffle, no seed: with the package's 10,000 samples the default
+ * gives 8,000 train / 2,000 test with every class in its proportion.
  */
 export function mnistSplit(ds: Dataset, testCount = 2000): DatasetSplit {
   if (!Number.isInteger(testCount) || testCount < 1 || testCount >= ds.n) {
     throw new ConfigError('testCount', `expected an integer in [1, ${ds.n - 1}], got ${testCount}`);
   }
+  const labels = ds.labels;
+  if (!labels) throw new DataError('mnistSplit: dataset has no labels');
+  const classes = ds.classes ?? MNIST_CLASSES;
+  const count = new Array<number>(classes).fill(0);
+  for (let i = 0; i < ds.n; i++) count[labels[i]]++;
+  const quota = count.map((c) => Math.floor((c * testCount) / ds.n));
+  let left = testCount - quota.reduce((a, b) => a + b, 0);
+  const order = count.map((c, k) => ({ k, frac: (c * testCount) / ds.n - quota[k] })).sort((a, b) => b.frac - a.frac || a.k - b.k);
+  for (const o of order) {
+    if (left === 0) break;
+    if (quota[o.k] < count[o.k]) {
+      quota[o.k]++;
+      left--;
+    }
+  }
+  const seen = new Array<number>(classes).fill(0);
   const trainIdx: number[] = [];
   const testIdx: number[] = [];
   for (let i = 0; i < ds.n; i++) {
-    if (Math.floor(((i + 1) * testCount) / ds.n) > Math.floor((i * testCount) / ds.n)) testIdx.push(i);
+    const c = labels[i];
+    const k = seen[c]++;
+    if (Math.floor(((k + 1) * quota[c]) / count[c]) > Math.floor((k * quota[c]) / count[c])) testIdx.push(i);
     else trainIdx.push(i);
   }
   return { train: subset(ds, trainIdx, ds.name), test: subset(ds, testIdx, ds.name) };

@@ -1,0 +1,69 @@
+import { type Dataset, DptrainError, LeafComputer, alignedNodes, getKernels, runSeeds } from '@dptrain/core';
+import { ResultFrame, type TaskMessage, type WelcomeMessage } from '@dptrain/protocol';
+
+/** One encoded result frame, with what it reports (for logs and summaries). */
+export interface NodeResult {
+  frame: Uint8Array;
+  nodeLo: number;
+  nodeSize: number;
+  samples: number;
+  computeMs: number;
+  /** Give the frame's memory back for reuse once the send has completed. */
+  release(): void;
+}
+
+/**
+ * The worker's compute state for one run: a LeafComputer built exactly as core's train()
+ * builds it (same leaf size, dropout seed runSeeds(seed).dropout, kernel), the parameter
+ * version it holds, and a pool of result frames so each gradient is written straight
+ * into the bytes that go on the wire.
+ */
+export class TaskRunner {
+  readonly computer: LeafComputer;
+  readonly paramCount: number;
+  private held: number | undefined;
+  private readonly pool: ResultFrame[] = [];
+
+  constructor(welcome: Pick<WelcomeMessage, 'model' | 'run' | 'paramCount'>, train: Dataset) {
+    const kernels = getKernels(welcome.run.kernel);
+    this.computer = new LeafComputer(welcome.model, train, { leafSize: welcome.run.leafSize, seed: runSeeds(welcome.run.seed).dropout, kernels });
+    this.paramCount = this.computer.paramCount;
+    if (this.paramCount !== welcome.paramCount) {
+      throw new DptrainError('E_WORKER', `the model has ${this.paramCount} parameters but the coordinator announced ${welcome.paramCount}`);
+    }
+  }
+
+  /** The parameter version held, if any. */
+  get version(): number | undefined {
+    return this.held;
+  }
+
+  setParams(version: number, data: Float32Array): void {
+    this.computer.setParams(data);
+    this.held = version;
+  }
+
+  /**
+   * Compute the canonical nodes of the task's leaf range, one encoded result frame per
+   * node, in leaf order. Throws E_STATE when the task needs a version this worker lacks.
+   */
+  *run(task: TaskMessage): Generator<NodeResult> {
+    if (this.held !== task.version) {
+      throw new DptrainError('E_STATE', `task for step ${task.step} needs parameter version ${task.version}, this worker holds ${this.held ?? 'none'}`);
+    }
+    const batch = { step: task.step, leafCount: task.leafCount, batchSize: task.batchSize, indices: task.indices, indexBase: task.leafLo };
+    for (const node of alignedNodes(task.leafLo, task.leafHi, task.leafCount)) {
+      const rf = this.pool.pop() ?? new ResultFrame(this.paramCount);
+      const t0 = performance.now();
+      const st = this.computer.computeNode(batch, node, rf.grad);
+      const computeMs = performance.now() - t0;
+      const frame = rf.finish({ step: task.step, nodeLo: node.lo, nodeSize: node.size, samples: st.samples, lossSum: st.lossSum, correct: st.correct, computeMs });
+      let released = false;
+      const release = () => {
+        if (!released && this.pool.length < 4) this.pool.push(rf);
+        released = true;
+      };
+      yield { frame, nodeLo: node.lo, nodeSize: node.size, samples: st.samples, computeMs, release };
+    }
+  }
+}

@@ -1,0 +1,272 @@
+import { afterEach, expect, test } from 'vitest';
+import { LeafComputer, alignedNodes, blobs, fingerprint, initParams, leafCount, paramLayout, runSeeds, splitDataset, validateModelSpec } from '@dptrain/core';
+import { Worker, type WorkerOptions } from './worker.js';
+import type { AddressInfo } from 'node:net';
+import { decode, encode, type Message, type MessageInit, WORKER_MESSAGE_TYPES } from '@dptrain/protocol';
+import { WebSocket, WebSocketServer } from 'ws';
+
+/** One worker connection as the fake coordinator sees it: decoded messages in arrival order. */
+class FakeConn {
+  private readonly queue: Message[] = [];
+  private waiting: ((m: Message) => void) | undefined;
+  readonly closed: Promise<{ code: number; reason: string }>;
+
+  constructor(readonly ws: WebSocket, paramCount?: number) {
+    ws.on('message', (raw: Buffer) => {
+      const m = decode(new Uint8Array(raw), { accept: WORKER_MESSAGE_TYPES, paramCount, copyPayload: true });
+      if (this.waiting) {
+        const w = this.waiting;
+        this.waiting = undefined;
+        w(m);
+      } else this.queue.push(m);
+    });
+    this.closed = new Promise((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  }
+
+  /** The next message (skipping heartbeats unless asked for). */
+  async next(opts: { heartbeats?: boolean } = {}): Promise<Message> {
+    for (;;) {
+      const m = this.queue.shift() ?? (await new Promise<Message>((resolve) => (this.waiting = resolve)));
+      if (m.type !== 'heartbeat' || opts.heartbeats) return m;
+    }
+  }
+
+  send(m: MessageInit): void {
+    this.ws.send(encode(m));
+  }
+}
+
+/** A WebSocket server on 127.0.0.1 that hands each connection to the test. */
+class FakeCoordinator {
+  readonly wss: WebSocketServer;
+  private readonly conns: FakeConn[] = [];
+  private waiting: ((c: FakeConn) => void) | undefined;
+  paramCount: number | undefined;
+
+  private constructor(wss: WebSocketServer) {
+    this.wss = wss;
+    wss.on('connection', (ws) => {
+      const c = new FakeConn(ws, this.paramCount);
+      if (this.waiting) {
+        const w = this.waiting;
+        this.waiting = undefined;
+        w(c);
+      } else this.conns.push(c);
+    });
+  }
+
+  static async listen(port = 0): Promise<FakeCoordinator> {
+    const wss = new WebSocketServer({ host: '127.0.0.1', port });
+    await new Promise<void>((resolve, reject) => {
+      wss.once('listening', resolve);
+      wss.once('error', reject);
+    });
+    return new FakeCoordinator(wss);
+  }
+
+  get port(): number {
+    return (this.wss.address() as AddressInfo).port;
+  }
+
+  get url(): string {
+    return `ws://127.0.0.1:${this.port}`;
+  }
+
+  accept(): Promise<FakeConn> {
+    const c = this.conns.shift();
+    return c ? Promise.resolve(c) : new Promise((resolve) => (this.waiting = resolve));
+  }
+
+  /** Drop every connection abruptly and stop listening. */
+  async kill(): Promise<void> {
+    for (const ws of this.wss.clients) ws.terminate();
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+
+const spec = validateModelSpec({ inputSize: 3, layers: [{ units: 8, activation: 'tanh', dropout: 0.25 }, { units: 4, activation: 'softmax' }], loss: 'softmax_cross_entropy' });
+const P = paramLayout(spec).total;
+const split = splitDataset(blobs(200, { seed: 5, centers: 4, dims: 3 }), { testCount: 40 });
+const otherSplit = splitDataset(blobs(200, { seed: 6, centers: 4, dims: 3 }), { testCount: 40 });
+const seed = 11;
+const leafSize = 16;
+
+function welcome(fp = fingerprint(split.train)): MessageInit {
+  return { type: 'welcome', workerId: 'w1', runId: 'run-1', model: spec, data: 'blobs-test', fingerprint: fp, run: { seed, leafSize, kernel: 'js', dropout: true }, paramCount: P };
+}
+
+const servers: FakeCoordinator[] = [];
+const workers: Worker[] = [];
+async function server(port = 0): Promise<FakeCoordinator> {
+  const s = await FakeCoordinator.listen(port);
+  s.paramCount = P;
+  servers.push(s);
+  return s;
+}
+function worker(url: string, over: Partial<WorkerOptions> = {}): Worker {
+  const w = new Worker({ url, name: 'test-worker', loadData: async () => split, reconnect: { initialMs: 20, maxMs: 50, maxAttempts: 3 }, ...over });
+  workers.push(w);
+  return w;
+}
+afterEach(async () => {
+  for (const w of workers.splice(0)) w.close();
+  for (const s of servers.splice(0)) await s.kill().catch(() => {});
+});
+
+async function handshake(conn: FakeConn, fp?: string): Promise<void> {
+  const hello = await conn.next();
+  expect(hello.type).toBe('hello');
+  conn.send(welcome(fp));
+}
+
+test('handshake: hello names the worker, ready carries the fingerprint of the train split', async () => {
+  const s = await server();
+  const w = worker(s.url);
+  const done = w.start();
+  const conn = await s.accept();
+  const hello = await conn.next();
+  expect(hello).toMatchObject({ type: 'hello', workerName: 'test-worker', pid: process.pid });
+  expect((hello as { kernels: string[] }).kernels).toContain('js');
+  conn.send(welcome());
+  const ready = await conn.next();
+  expect(ready).toMatchObject({ type: 'ready', fingerprint: fingerprint(split.train) });
+  // heartbeats are answered
+  conn.send({ type: 'heartbeat', t: Date.now() });
+  expect((await conn.next({ heartbeats: true })).type).toBe('heartbeat');
+  conn.send({ type: 'bye', reason: 'run finished' });
+  conn.ws.close(4004, 'run finished');
+  const summary = await done;
+  expect(summary).toMatchObject({ reason: 'run finished', workerId: 'w1', runId: 'run-1', tasks: 0, connections: 1 });
+});
+
+test('a task gives one result per canonical node, bit-identical to core LeafComputer', async () => {
+  const s = await server();
+  const w = worker(s.url);
+  const done = w.start();
+  const conn = await s.accept();
+  await handshake(conn);
+  expect((await conn.next()).type).toBe('ready');
+
+  const params = initParams(spec, 3);
+  const B = 70; // 5 leaves: 16,16,16,16,6
+  const L = leafCount(B, leafSize);
+  const batch = new Int32Array(B).map((_, i) => (i * 37) % split.train.n);
+  const step = 4;
+  const [lo, hi] = [1, 5];
+  conn.send({ type: 'params', version: 7, data: params });
+  conn.send({ type: 'task', step, version: 7, epoch: 0, leafLo: lo, leafHi: hi, leafCount: L, batchSize: B, indices: batch.slice(lo * leafSize, B) });
+
+  const ref = new LeafComputer(spec, split.train, { leafSize, seed: runSeeds(seed).dropout });
+  ref.setParams(params);
+  const nodes = alignedNodes(lo, hi, L);
+  expect(nodes).toEqual([{ lo: 1, size: 1 }, { lo: 2, size: 2 }, { lo: 4, size: 4 }]);
+  for (const node of nodes) {
+    const r = await conn.next();
+    if (r.type !== 'result') throw new Error(`expected a result, got ${r.type}`);
+    const want = new Float32Array(P);
+    const st = ref.computeNode({ step, leafCount: L, batchSize: B, indices: batch.slice(lo * leafSize), indexBase: lo }, node, want);
+    expect({ step: r.step, nodeLo: r.nodeLo, nodeSize: r.nodeSize, samples: r.samples, lossSum: r.lossSum, correct: r.correct }).toEqual({ step, nodeLo: node.lo, nodeSize: node.size, ...st });
+    expect(Buffer.from(r.grad.buffer, r.grad.byteOffset, r.grad.byteLength).equals(Buffer.from(want.buffer))).toBe(true);
+  }
+  // a task for a version the worker lacks is a clear error
+  conn.send({ type: 'task', step: 5, version: 8, epoch: 0, leafLo: 0, leafHi: 1, leafCount: L, batchSize: B, indices: batch.slice(0, leafSize) });
+  const err = await conn.next();
+  expect(err).toMatchObject({ type: 'error', code: 'E_STATE', fatal: true });
+  expect((err as { message: string }).message).toMatch(/version 8.*holds 7/);
+  await expect(done).rejects.toMatchObject({ code: 'E_STATE' });
+});
+
+test('fingerprint mismatch: an E_DATA_MISMATCH error naming both fingerprints, close 4002, rejection', async () => {
+  const s = await server();
+  const w = worker(s.url, { loadData: async () => otherSplit });
+  const done = w.start();
+  done.catch(() => {});
+  const conn = await s.accept();
+  await handshake(conn);
+  const err = await conn.next();
+  const mine = fingerprint(otherSplit.train);
+  const theirs = fingerprint(split.train);
+  expect(err).toMatchObject({ type: 'error', code: 'E_DATA_MISMATCH', fatal: true });
+  const text = (err as { message: string }).message;
+  expect(text).toContain(mine);
+  expect(text).toContain(theirs);
+  expect(text).toContain('blobs-test');
+  expect((await conn.closed).code).toBe(4002);
+  await expect(done).rejects.toMatchObject({ code: 'E_DATA_MISMATCH', closeCode: 4002, message: expect.stringContaining(mine) });
+});
+
+test('a fatal close from the coordinator rejects with its code and message', async () => {
+  const s = await server();
+  const w = worker(s.url);
+  const done = w.start();
+  done.catch(() => {});
+  const conn = await s.accept();
+  await conn.next();
+  conn.send({ type: 'error', code: 'E_AUTH', message: 'wrong token', fatal: true });
+  conn.ws.close(4003, 'auth failed');
+  await expect(done).rejects.toMatchObject({ code: 'E_AUTH', closeCode: 4003, message: expect.stringContaining('wrong token') });
+});
+
+test('a coordinator speaking another protocol version is refused with E_VERSION', async () => {
+  const s = await server();
+  const w = worker(s.url);
+  const done = w.start();
+  done.catch(() => {});
+  const conn = await s.accept();
+  await conn.next();
+  const frame = encode({ type: 'bye', reason: 'x' });
+  // rewrite the header's v: 1 into v: 2 (msgpack: a2 'v' 01)
+  const at = Buffer.from(frame).indexOf(Buffer.from([0xa1, 0x76, 0x01]));
+  expect(at).toBeGreaterThan(0);
+  frame[at + 2] = 2;
+  conn.ws.send(frame);
+  const err = await conn.next();
+  expect(err).toMatchObject({ type: 'error', code: 'E_VERSION' });
+  expect((await conn.closed).code).toBe(4001);
+  await expect(done).rejects.toMatchObject({ code: 'E_VERSION', message: expect.stringMatching(/v2.*v1/) });
+});
+
+test('reconnects after the coordinator restarts, reusing its loaded data', async () => {
+  let loads = 0;
+  const s1 = await server();
+  const port = s1.port;
+  const w = worker(s1.url, { loadData: async () => (loads++, split) });
+  const done = w.start();
+  const c1 = await s1.accept();
+  await handshake(c1);
+  expect((await c1.next()).type).toBe('ready');
+  await s1.kill();
+  const s2 = await server(port);
+  const c2 = await s2.accept();
+  const hello = await c2.next();
+  expect(hello).toMatchObject({ type: 'hello', resumeId: 'w1' });
+  c2.send(welcome());
+  expect((await c2.next()).type).toBe('ready');
+  c2.ws.close(4004, 'run finished');
+  expect(await done).toMatchObject({ reason: 'run finished', connections: 2 });
+  expect(loads).toBe(1);
+});
+
+test('gives up after maxAttempts when no coordinator answers', async () => {
+  const s = await server();
+  const url = s.url;
+  await s.kill();
+  const logs: string[] = [];
+  const w = worker(url, { reconnect: { initialMs: 5, maxMs: 10, maxAttempts: 2 }, log: (l) => logs.push(l) });
+  await expect(w.start()).rejects.toMatchObject({ code: 'E_CONNECTION', message: expect.stringContaining('2 reconnect attempt') });
+  expect(logs.filter((l) => l.includes('retry'))).toHaveLength(2);
+});
+
+test('close() says bye and resolves start(); calling it twice is harmless', async () => {
+  const s = await server();
+  const w = worker(s.url);
+  const done = w.start();
+  const conn = await s.accept();
+  await conn.next();
+  w.close();
+  w.close();
+  expect(await conn.next()).toMatchObject({ type: 'bye' });
+  expect(await done).toMatchObject({ reason: 'closed' });
+});

@@ -1,0 +1,306 @@
+import { hostname } from 'node:os';
+import * as core from '@dptrain/core';
+import { ConfigError, type DatasetSplit, DptrainError } from '@dptrain/core';
+import {
+  CLOSE_CODES,
+  COORDINATOR_MESSAGE_TYPES,
+  type DecodeContext,
+  type ErrorMessage,
+  type HeartbeatMessage,
+  type HelloMessage,
+  LIMITS,
+  type Message,
+  type MessageInit,
+  ProtocolError,
+  type WelcomeMessage,
+  decode,
+  encode,
+  maxFrameBytes,
+  toErrorMessage,
+} from '@dptrain/protocol';
+import WebSocket from 'ws';
+import { Backoff, type ReconnectOptions, validateReconnect } from './backoff.js';
+import { DataCache } from './data-cache.js';
+import { TaskRunner } from './compute.js';
+
+export interface WorkerOptions {
+  /** Coordinator address, ws://host:port. */
+  url: string;
+  /** Name shown by the coordinator (default `worker-<pid>`). */
+  name?: string;
+  /** Shared secret, if the coordinator requires one. */
+  token?: string;
+  /** Loads a dataset by the reference the coordinator names (the train split is used). */
+  loadData: (ref: string) => Promise<DatasetSplit>;
+  reconnect?: ReconnectOptions;
+  log?: (line: string) => void;
+}
+
+/** What a worker did, returned when the run is over or the worker was closed. */
+export interface WorkerSummary {
+  /** Why the worker stopped: the coordinator's bye reason, 'run finished' or 'closed'. */
+  reason: string;
+  workerId?: string;
+  runId?: string;
+  /** Tasks computed and result messages sent. */
+  tasks: number;
+  results: number;
+  samples: number;
+  computeMs: number;
+  /** Connections opened (1 + successful reconnects). */
+  connections: number;
+}
+
+/** A fatal failure reported by the coordinator (or found by the worker): `code` is the error code, `closeCode` the WebSocket close code. */
+export class WorkerError extends DptrainError {
+  readonly closeCode: number | undefined;
+  constructor(code: string, message: string, closeCode?: number) {
+    super(code, message);
+    this.closeCode = closeCode;
+  }
+}
+
+type SessionEnd = { kind: 'finished'; reason: string } | { kind: 'fatal'; error: Error } | { kind: 'lost'; welcomed: boolean; reason: string };
+
+/** Close codes after which the worker gives up instead of reconnecting, with the error code used when no error message came first. */
+const FATAL_CLOSE: Record<number, string> = {
+  [CLOSE_CODES.PROTOCOL_ERROR]: 'E_PROTOCOL',
+  [CLOSE_CODES.VERSION_MISMATCH]: 'E_VERSION',
+  [CLOSE_CODES.DATA_MISMATCH]: 'E_DATA_MISMATCH',
+  [CLOSE_CODES.AUTH_FAILED]: 'E_AUTH',
+  [CLOSE_CODES.NOT_NEEDED]: 'E_NOT_NEEDED',
+  [CLOSE_CODES.TOO_BIG]: 'E_TOO_LARGE',
+};
+
+/** Kernel names this runtime can run: core's availableKernels() when it exists, else ['js']. */
+function kernelNames(): string[] {
+  const f = (core as Record<string, unknown>).availableKernels;
+  return typeof f === 'function' ? (f as () => string[])() : ['js'];
+}
+
+/**
+ * A worker process's connection to a coordinator: handshake, data check, one result per
+ * canonical tree node of every task, heartbeats, reconnection with backoff. start()
+ * resolves when the run is over (or close() was called) and rejects on a fatal error.
+ */
+export class Worker {
+  private readonly opts: Required<Omit<WorkerOptions, 'token' | 'reconnect'>> & { token?: string };
+  private readonly backoff: Backoff;
+  private readonly data: DataCache;
+  private readonly summary: WorkerSummary = { reason: '', tasks: 0, results: 0, samples: 0, computeMs: 0, connections: 0 };
+  private ws: WebSocket | undefined;
+  private closed = false;
+  private running: Promise<WorkerSummary> | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(opts: WorkerOptions) {
+    if (typeof opts?.url !== 'string' || !/^wss?:\/\//.test(opts.url)) throw new ConfigError('url', `expected ws://host:port or wss://host:port, got ${JSON.stringify(opts?.url)}`);
+    if (typeof opts.loadData !== 'function') throw new ConfigError('loadData', 'expected a function (ref) => Promise<DatasetSplit>');
+    const name = opts.name ?? `worker-${process.pid}`;
+    if (typeof name !== 'string' || name.length < 1 || Buffer.byteLength(name) > LIMITS.workerName) {
+      throw new ConfigError('name', `expected 1 to ${LIMITS.workerName} bytes, got ${JSON.stringify(name)}`);
+    }
+    this.opts = { url: opts.url, name, token: opts.token, loadData: opts.loadData, log: opts.log ?? (() => {}) };
+    this.backoff = new Backoff(validateReconnect(opts.reconnect, process.pid >>> 0));
+    this.data = new DataCache(opts.loadData);
+  }
+
+  /** Connect and work until the run ends. Calling it again returns the same promise. */
+  start(): Promise<WorkerSummary> {
+    this.running ??= this.loop();
+    return this.running;
+  }
+
+  /** Say bye and disconnect; start() then resolves with reason 'closed'. Safe to call twice. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.wake?.();
+    const ws = this.ws;
+    if (ws && ws.readyState === WebSocket.OPEN) {
+      this.send(ws, { type: 'bye', reason: 'worker closed' });
+      ws.close(CLOSE_CODES.NORMAL, 'worker closed');
+    } else if (ws && ws.readyState === WebSocket.CONNECTING) ws.terminate();
+  }
+
+  private async loop(): Promise<WorkerSummary> {
+    for (;;) {
+      if (this.closed) return this.finish('closed');
+      const end = await this.session();
+      if (this.closed) return this.finish('closed');
+      if (end.kind === 'finished') return this.finish(end.reason);
+      if (end.kind === 'fatal') throw end.error;
+      if (end.welcomed) this.backoff.reset();
+      const delay = this.backoff.next();
+      if (delay === undefined) {
+        throw new WorkerError('E_CONNECTION', `lost the coordinator at ${this.opts.url} (${end.reason}) and gave up after ${this.backoff.attempts} reconnect attempt(s)`);
+      }
+      this.opts.log(`connection to ${this.opts.url} lost (${end.reason}); retry ${this.backoff.attempts} in ${delay} ms`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wake = undefined;
+    }
+  }
+
+  private finish(reason: string): WorkerSummary {
+    this.summary.reason = reason;
+    return { ...this.summary };
+  }
+
+  private send(ws: WebSocket, msg: MessageInit): void {
+    ws.send(encode(msg), { binary: true });
+  }
+
+  /** One connection, from connect to close. Never rejects. */
+  private session(): Promise<SessionEnd> {
+    const { url, name, token, log } = this.opts;
+    return new Promise<SessionEnd>((resolve) => {
+      const ws = new WebSocket(url, { maxPayload: maxFrameBytes(LIMITS.maxParamCount, 0), perMessageDeflate: false });
+      this.ws = ws;
+      let welcome: WelcomeMessage | undefined;
+      let runner: TaskRunner | undefined;
+      let ctx: DecodeContext = { accept: COORDINATOR_MESSAGE_TYPES };
+      let bye: string | undefined;
+      let peerError: ErrorMessage | undefined;
+      let fatal: Error | undefined;
+      let lastError = '';
+      let lastStep: number | undefined;
+      let queue = Promise.resolve();
+
+      /** Report a fatal error to the coordinator, close, and end the session with it. */
+      const fail = (err: Error, closeCode: number) => {
+        if (fatal) return;
+        fatal = err;
+        if (ws.readyState === WebSocket.OPEN) {
+          ws.send(encode(toErrorMessage(err, { fatal: true })), { binary: true }, () => ws.close(closeCode, truncate(err.message)));
+        } else ws.terminate();
+      };
+
+      const onWelcome = async (m: WelcomeMessage) => {
+        welcome = m;
+        this.summary.workerId = m.workerId;
+        this.summary.runId = m.runId;
+        log(`joined run ${m.runId} as ${m.workerId}; loading ${m.data}`);
+        const loaded = await this.data.get(m.data);
+        if (loaded.fingerprint !== m.fingerprint) {
+          const err = new WorkerError(
+            'E_DATA_MISMATCH',
+            `dataset ${JSON.stringify(m.data)} differs: this worker's training split has fingerprint ${loaded.fingerprint}, the coordinator's is ${m.fingerprint}`,
+            CLOSE_CODES.DATA_MISMATCH,
+          );
+          return fail(err, CLOSE_CODES.DATA_MISMATCH);
+        }
+        runner = new TaskRunner(m, loaded.split.train);
+        ctx = { accept: COORDINATOR_MESSAGE_TYPES, paramCount: m.paramCount, leafSize: m.run.leafSize, datasetSize: loaded.split.train.n, maxIndices: 1 << 24 };
+        this.send(ws, { type: 'ready', fingerprint: loaded.fingerprint, loadMs: loaded.loadMs });
+        log(`ready: ${loaded.split.train.n} training samples, fingerprint ${loaded.fingerprint.slice(0, 12)}…`);
+      };
+
+      const handle = async (m: Message) => {
+        if (fatal || this.closed) return;
+        switch (m.type) {
+          case 'welcome':
+            if (welcome) throw new ProtocolError('E_STATE', 'a second welcome on the same connection');
+            return onWelcome(m);
+          case 'params':
+            if (!runner) throw new ProtocolError('E_STATE', 'params before the worker is ready');
+            runner.setParams(m.version, m.data);
+            return;
+          case 'task': {
+            if (!runner) throw new ProtocolError('E_STATE', 'task before the worker is ready');
+            lastStep = m.step;
+            this.summary.tasks++;
+            for (const r of runner.run(m)) {
+              if (ws.readyState !== WebSocket.OPEN) {
+                r.release();
+                return;
+              }
+              ws.send(r.frame, { binary: true }, r.release);
+              this.summary.results++;
+              this.summary.samples += r.samples;
+              this.summary.computeMs += r.computeMs;
+            }
+            return;
+          }
+          case 'error':
+            peerError = m;
+            log(`coordinator reports ${m.code}${m.fatal ? ' (fatal)' : ''}: ${m.message}`);
+            return;
+          case 'bye':
+            bye = m.reason;
+            return;
+          case 'heartbeat':
+            return;
+          default:
+            throw new ProtocolError('E_TYPE', `message type '${m.type}' is not accepted from a coordinator`);
+        }
+      };
+
+      ws.on('open', () => {
+        this.summary.connections++;
+        const hello: Omit<HelloMessage, 'v'> = { type: 'hello', workerName: name, host: hostname().slice(0, LIMITS.host), pid: process.pid, kernels: kernelNames() };
+        if (token !== undefined) hello.token = token;
+        if (this.summary.workerId !== undefined) hello.resumeId = this.summary.workerId;
+        this.send(ws, hello);
+      });
+
+      ws.on('message', (raw: Buffer, isBinary: boolean) => {
+        if (fatal) return;
+        let m: Message;
+        try {
+          if (!isBinary) throw new ProtocolError('E_DECODE', 'expected a binary frame, got a text frame');
+          m = decode(raw, ctx);
+        } catch (e) {
+          const err = e as ProtocolError;
+          return fail(new WorkerError(err.code, `bad message from the coordinator: ${err.message}`, err.closeCode), err.closeCode);
+        }
+        // heartbeats are answered at once, even while data is loading
+        if (m.type === 'heartbeat') {
+          const reply: Omit<HeartbeatMessage, 'v'> = { type: 'heartbeat', t: Date.now() };
+          if (lastStep !== undefined) reply.step = lastStep;
+          this.send(ws, reply);
+          return;
+        }
+        queue = queue.then(() => handle(m)).catch((e: unknown) => {
+          const err = e instanceof Error ? e : new Error(String(e));
+          const code = err instanceof DptrainError ? err.code : 'E_WORKER';
+          const closeCode = err instanceof ProtocolError ? err.closeCode : CLOSE_CODES.PROTOCOL_ERROR;
+          fail(err instanceof DptrainError ? err : new WorkerError(code, err.message, closeCode), closeCode);
+        });
+      });
+
+      ws.on('error', (e: Error) => {
+        lastError = e.message;
+      });
+
+      ws.on('close', (code: number, reasonBuf: Buffer) => {
+        this.ws = undefined;
+        const reason = reasonBuf.toString() || lastError || `close code ${code}`;
+        if (fatal) return resolve({ kind: 'fatal', error: fatal });
+        if (this.closed) return resolve({ kind: 'finished', reason: 'closed' });
+        if (code === CLOSE_CODES.RUN_FINISHED || code === CLOSE_CODES.NORMAL) {
+          log(`run over: ${bye ?? reason}`);
+          return resolve({ kind: 'finished', reason: bye ?? (code === CLOSE_CODES.RUN_FINISHED ? 'run finished' : reason) });
+        }
+        const errCode = FATAL_CLOSE[code];
+        if (errCode !== undefined) {
+          const text = peerError ? peerError.message : reason;
+          return resolve({ kind: 'fatal', error: new WorkerError(peerError?.code ?? errCode, `coordinator closed the connection (${code}): ${text}`, code) });
+        }
+        resolve({ kind: 'lost', welcomed: welcome !== undefined, reason });
+      });
+    });
+  }
+}
+
+/** A WebSocket close reason must fit in 123 bytes. */
+function truncate(s: string): string {
+  let out = s;
+  while (Buffer.byteLength(out) > 123) out = out.slice(0, -1);
+  return out;
+}

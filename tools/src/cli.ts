@@ -1,0 +1,6 @@
+#!/usr/bin/env node
+import { main } from './program.js';
+
+// The `dptrain` entry point (tools/bin/dptrain.js imports this file).
+const code = await main(process.argv.slice(2));
+process.exit(code);
