@@ -65,7 +65,7 @@ function canonical(r: DataRef): string {
 async function build(r: DataRef, opts: LoadDatasetOptions): Promise<{ split: DatasetSplit; note: string }> {
   switch (r.kind) {
     case 'mnist':
-      return { split: mnistSplit(await loadMnist(opts)), note: 'last 2000 interleaved samples as test' };
+      return { split: mnistSplit(await loadMnist(opts)), note: 'fixed stratified split' };
     case 'xor': {
       // A held-out XOR point would make the task unlearnable: train and test are both the 4 points.
       return { split: { train: xorDataset(), test: xorDataset() }, note: 'train = test = the 4 points' };

@@ -14,7 +14,7 @@ import { ConfigError } from '@dptrain/core';
  *
  * Paths are relative to the current directory and may not contain ';' (nor ',' for idx).
  * A set without an explicit test part is split deterministically: 20% test, shuffled with seed 0
- * (mnist excepted: its last 2,000 interleaved samples are the test set).
+ * (mnist excepted: its fixed stratified 8,000/2,000 split, see core mnistSplit).
  */
 export type DataRef =
   | { kind: 'mnist' }
