@@ -59,8 +59,10 @@ let tmpCounter = 0;
 /**
  * Write a file atomically: a temporary file in the same directory, fsync, rename over
  * `path`, fsync the directory. Readers see the old file or the new one, never a mix.
+ * `beforeRename` runs once the new bytes are durable, just before they replace `path`
+ * (e.g. to keep the old file under another name).
  */
-export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
+export async function writeFileAtomic(path: string, bytes: Uint8Array, beforeRename?: () => Promise<void>): Promise<void> {
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${++tmpCounter}.tmp`);
   let renamed = false;
@@ -73,6 +75,7 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<
     } finally {
       await fh.close();
     }
+    if (beforeRename) await beforeRename();
     await rename(tmp, path);
     renamed = true;
     await syncDir(dir);

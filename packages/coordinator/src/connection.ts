@@ -17,6 +17,10 @@ export class Connection {
   name = '';
   bytesIn = 0;
   bytesOut = 0;
+  /** Frames received on this connection. */
+  framesIn = 0;
+  private windowStart = 0;
+  private windowFrames = 0;
   /** Why the session ended, once known (reported to the machine when the socket closes). */
   endReason: string | undefined;
   /** Whether the end is a death (socket lost, timeout) rather than an orderly leave. */
@@ -38,6 +42,16 @@ export class Connection {
   received(bytes: number): void {
     this.bytesIn += bytes;
     this.traffic.bytesIn += bytes;
+    this.framesIn++;
+  }
+
+  /** Count a frame in the current one-second window; true once more than `perSec` arrived in it. */
+  overRate(nowMs: number, perSec: number): boolean {
+    if (nowMs - this.windowStart >= 1000) {
+      this.windowStart = nowMs;
+      this.windowFrames = 0;
+    }
+    return ++this.windowFrames > perSec;
   }
 
   /** Send an encoded frame (no-op once closed). */

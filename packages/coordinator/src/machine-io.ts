@@ -1,5 +1,6 @@
 import type { DatasetSplit, RunConfig } from '@dptrain/core';
 import type { RunEventInit } from '@dptrain/protocol';
+import type { ResumeState } from './resume.js';
 import type { TaskInit } from './round.js';
 
 /** A refusal: the transport sends an `error` with this code and closes with closeCode. */
@@ -28,6 +29,11 @@ export interface MachineOutput {
   closeWorker(workerId: string, why: Refusal): void;
   event(e: RunEventInit): void;
   log(line: string): void;
+  /**
+   * A step's update is applied and its events are out; the next step has not started yet
+   * (a checkpoint taken now is exactly the state after `step` updates). Optional.
+   */
+  stepDone?(step: number): void;
   /** The last step is done and the final evaluation is ready: write the checkpoint, say bye. */
   runFinished(): void;
   /** A fatal error: the run cannot continue. */
@@ -41,7 +47,7 @@ export interface MachineOptions {
   fingerprint: string;
   runId: string;
   output: MachineOutput;
-  /** Ready workers needed before a step starts (default 1). */
+  /** Ready workers needed before the first step starts (default 1); later steps need only one. */
   minWorkers?: number;
   initParams?: Float32Array;
   /** A ready worker silent this long (ms, by the clock passed to touch/tick) is dead (default 10000). */
@@ -50,8 +56,27 @@ export interface MachineOptions {
   loadTimeoutMs?: number;
   /** A worker still owing nodes this long after the step's tasks went out, and 3× the median of the others, is a straggler (default 1000). */
   stragglerMinMs?: number;
-  /** Monotonic clock for phase timings, ms (default performance.now). */
+  /** Monotonic clock for phase timings and the step deadline, ms (default performance.now). */
   clock?: () => number;
+  /**
+   * What to do with a bad result (NaN/Inf gradient or loss, wrong sample count, a step never
+   * assigned) or an error message from a ready worker: 'stop' (default) fails the run with
+   * E_NONFINITE / E_WORKER naming the worker and the step; 'skip' drops it, counts it and
+   * recomputes the node elsewhere (on the same worker if it is the only one).
+   */
+  nonFinitePolicy?: NonFinitePolicy;
+  /** With 'skip': how many bad results one node may go through before the run stops anyway (default 3). */
+  maxRetries?: number;
+  /** Step deadline, ms after the tasks went out (default: max(stepTimeoutMinMs, 5 × median recent step time)). */
+  stepTimeoutMs?: number;
+  /** Floor of the automatic step deadline, ms (default 10000). */
+  stepTimeoutMinMs?: number;
+  /** Continue a run from this state (see resumeStateFrom) instead of step 0; excludes initParams. */
+  resume?: ResumeState;
 }
 
-export type MachineState = 'idle' | 'waiting' | 'running' | 'finished' | 'failed';
+/** See MachineOptions.nonFinitePolicy. */
+export type NonFinitePolicy = 'stop' | 'skip';
+
+/** 'stopped': stop() was called (a checkpoint can still be taken; no further steps). */
+export type MachineState = 'idle' | 'waiting' | 'running' | 'finished' | 'failed' | 'stopped';

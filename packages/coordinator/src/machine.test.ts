@@ -1,5 +1,6 @@
 import {
   type DatasetSplit,
+  DptrainError,
   LeafComputer,
   type RunConfig,
   Rng,
@@ -16,7 +17,9 @@ import {
 import type { RunEventInit } from '@dptrain/protocol';
 import { describe, expect, it } from 'vitest';
 import { encodeFinalCheckpoint, samplerStateAfter } from './checkpoint-io.js';
+import { StepDeadline } from './deadline.js';
 import { type MachineOptions, type MachineOutput, type Refusal, RoundMachine } from './machine.js';
+import { resumeStateFrom } from './resume.js';
 import type { ResultInit, TaskInit } from './round.js';
 
 const data: DatasetSplit = splitDataset(blobs(250, { seed: 7, centers: 3 }), { testCount: 50 });
@@ -194,7 +197,7 @@ describe('RoundMachine', () => {
   });
 
   it('drops stale, duplicate and unexpected results, counts them, and still matches train()', () => {
-    const h = new Harness(cfg);
+    const h = new Harness(cfg, { nonFinitePolicy: 'skip' });
     const [a, b] = [h.add(), h.add()];
     h.m.start();
     const first = h.pending[0];
@@ -204,28 +207,35 @@ describe('RoundMachine', () => {
     // a node owned by the other worker
     const other = h.pending.find((p) => p.from === b)!;
     expect(h.m.resultReceived(a, other.r).status).toBe('unexpected');
-    // a node for another step
-    expect(h.m.resultReceived(b, { ...other.r, step: 5 }).status).toBe('stale');
-    expect(h.m.staleDropped).toBe(1);
+    // a result for a step never assigned is a bad result (skip: dropped, counted, nothing to recompute)
+    expect(h.m.resultReceived(b, { ...other.r, step: 5 }).status).toBe('invalid');
+    expect(h.m.badResults).toBe(1);
+    expect(h.kinds('reassigned')).toEqual([]);
+    expect(h.m.staleDropped).toBe(0);
     expect(h.m.duplicatesDropped).toBe(2);
     // finish step 0, then replay an old result during step 1
     while (h.m.step === 0) expect(h.deliver(0)).toBe('accepted');
     expect(h.m.resultReceived(first.from, first.r).status).toBe('stale');
-    expect(h.m.staleDropped).toBe(2);
+    expect(h.m.staleDropped).toBe(1);
     h.run(new Rng(5));
     same(h.m.params, ref.result.params);
   });
 
-  it('refuses invalid results without touching state', () => {
-    const h = new Harness(cfg);
+  it('refuses invalid results without touching state (skip: recomputed on the only worker)', () => {
+    const h = new Harness(cfg, { nonFinitePolicy: 'skip' });
     h.m.start();
-    h.add();
-    const p = h.pending[0];
+    const a = h.add();
+    const [p] = h.pending.splice(0, 1);
     const bad = new Float32Array(p.r.grad);
     bad[3] = NaN;
     expect(h.m.resultReceived(p.from, { ...p.r, grad: bad }).status).toBe('invalid');
-    expect(h.m.resultReceived(p.from, { ...p.r, samples: p.r.samples - 1 }).status).toBe('invalid');
+    // the node went back to the same worker (the only one); its new result is pending
+    expect(h.kinds('reassigned')).toEqual([{ kind: 'reassigned', step: 0, from: a, to: a, leaves: [0, 6] }]);
+    const [q] = h.pending.splice(0, 1);
+    expect(h.m.resultReceived(q.from, { ...q.r, samples: q.r.samples - 1 }).status).toBe('invalid');
     expect(h.m.invalidResults).toBe(2);
+    expect(h.m.badResults).toBe(2);
+    expect(h.m.step).toBe(0);
     h.run();
     same(h.m.params, ref.result.params);
   });
@@ -385,5 +395,237 @@ describe('RoundMachine', () => {
       for (let i = 0; i < steps; i++) h.m.sampler.next();
       expect(samplerStateAfter(cfg, data.train.n, steps)).toEqual(h.m.sampler.state());
     }
+  });
+});
+
+describe('RoundMachine: bad results (nonFinitePolicy)', () => {
+  const cfg = baseConfig();
+  const ref = reference(cfg);
+  const nan = (g: Float32Array, i = 3) => {
+    const b = Float32Array.from(g);
+    b[i] = NaN;
+    return b;
+  };
+
+  it('stop (default): a NaN gradient fails the run naming the worker and the step; nothing is applied', () => {
+    const h = new Harness(cfg);
+    const [, b] = [h.add(), h.add()];
+    h.m.start();
+    while (h.m.step < 2) expect(h.deliver(0)).toBe('accepted');
+    const before = Float32Array.from(h.m.params);
+    const ckBefore = h.m.checkpointBytes();
+    const i = h.pending.findIndex((p) => p.from === b);
+    const [p] = h.pending.splice(i, 1);
+    expect(h.m.resultReceived(b, { ...p.r, grad: nan(p.r.grad) }).status).toBe('invalid');
+    expect(h.failed).toBeInstanceOf(DptrainError);
+    expect((h.failed as DptrainError).code).toBe('E_NONFINITE');
+    expect(h.failed!.message).toMatch(new RegExp(`^worker ${b} at step 2: node \\(\\d+, \\d+\\) of step 2: gradient element 3 is NaN$`));
+    expect(h.m.state).toBe('failed');
+    same(h.m.params, before);
+    // the checkpoint is the state after step 2 (the batch of step 2 is not counted as drawn)
+    expect(Buffer.from(h.m.checkpointBytes()).equals(Buffer.from(ckBefore))).toBe(true);
+    expect(resumeStateFrom(h.m.checkpointBytes(), cfg, data.train.n).step).toBe(2);
+    expect(h.kinds('error')).toEqual([{ kind: 'error', code: 'E_NONFINITE', message: h.failed!.message }]);
+    // later results are dropped
+    expect(h.deliver(0)).toBe('stale');
+  });
+
+  it('stop: an error report or a result for a step never assigned fails the run with E_WORKER', () => {
+    const h = new Harness(cfg);
+    const a = h.add();
+    h.m.start();
+    h.deliver(0);
+    h.m.workerError(a, 'E_COMPUTE', 'out of memory');
+    expect((h.failed as DptrainError).code).toBe('E_WORKER');
+    expect(h.failed!.message).toBe(`worker ${a} at step 1: reported E_COMPUTE: out of memory`);
+
+    const h2 = new Harness(cfg);
+    const c = h2.add();
+    h2.m.start();
+    const [p] = h2.pending;
+    expect(h2.m.resultReceived(c, { ...p.r, step: 4 }).status).toBe('invalid');
+    expect((h2.failed as DptrainError).code).toBe('E_WORKER');
+    expect(h2.failed!.message).toBe(`worker ${c} at step 0: result for step 4, which was never assigned (step 0 is in progress)`);
+  });
+
+  it('skip: a bad result is dropped, counted and its node recomputed on another worker; the run still matches train()', () => {
+    const h = new Harness(cfg, { nonFinitePolicy: 'skip' });
+    const [a, b] = [h.add(), h.add()];
+    h.m.start();
+    const rng = new Rng(77);
+    let poisoned = 0;
+    const done = new Set<number>();
+    h.run(rng, () => {
+      // in steps 2, 3 and 7, one of b's results is replaced by a bad one (NaN gradient / infinite loss / wrong sample count)
+      if ([2, 3, 7].includes(h.m.step) && !done.has(h.m.step)) {
+        const i = h.pending.findIndex((p) => p.from === b);
+        if (i < 0) return;
+        done.add(h.m.step);
+        const [p] = h.pending.splice(i, 1);
+        const bad = [{ ...p.r, grad: nan(p.r.grad, 0) }, { ...p.r, lossSum: Infinity }, { ...p.r, samples: p.r.samples + 1 }][poisoned % 3];
+        expect(h.m.resultReceived(b, bad).status).toBe('invalid');
+        poisoned++;
+      }
+    });
+    expect(poisoned).toBe(3);
+    expect(h.m.badResults).toBe(3);
+    expect(h.m.invalidResults).toBe(3);
+    const re = h.kinds('reassigned') as Array<{ from: string; to: string; step: number }>;
+    expect(re.map((e) => [e.from, e.to])).toEqual([[b, a], [b, a], [b, a]]);
+    expect(h.kinds('error').map((e) => (e as { code: string }).code)).toEqual(['E_NONFINITE', 'E_NONFINITE', 'E_WORKER']);
+    same(h.m.params, ref.result.params);
+  });
+
+  it('skip: an error report moves all of the worker\'s nodes elsewhere', () => {
+    const h = new Harness(cfg, { nonFinitePolicy: 'skip' });
+    const [a, b] = [h.add(), h.add()];
+    h.m.start();
+    h.pending = h.pending.filter((p) => p.from !== b);
+    h.m.workerError(b, 'E_WORKER', 'kernel crashed');
+    expect(h.kinds('reassigned').map((e) => (e as { to: string }).to)).toEqual([a, a]); // b had (3, 1) and (4, 4)
+    h.run(new Rng(6));
+    same(h.m.params, ref.result.params);
+  });
+
+  it('skip: with a single worker the node is retried on it, at most maxRetries times', () => {
+    const h = new Harness(cfg, { nonFinitePolicy: 'skip', maxRetries: 2 });
+    const a = h.add();
+    h.m.start();
+    for (let k = 0; k < 3; k++) {
+      const [p] = h.pending.splice(0, 1);
+      expect(h.m.resultReceived(a, { ...p.r, grad: nan(p.r.grad) }).status).toBe('invalid');
+    }
+    expect(h.kinds('reassigned').map((e) => (e as { to: string }).to)).toEqual([a, a]);
+    expect((h.failed as DptrainError).code).toBe('E_NONFINITE');
+    expect(h.failed!.message).toMatch(new RegExp(`^worker ${a} at step 0: .*; node \\(0, 8\\) of step 0 failed 3 times, more than maxRetries 2$`));
+  });
+});
+
+describe('RoundMachine: step deadline', () => {
+  const cfg = baseConfig();
+  const ref = reference(cfg);
+
+  it('re-executes the nodes of a worker past the deadline elsewhere; the late result is dropped and counted', () => {
+    let now = 0;
+    const h = new Harness(cfg, { clock: () => now, stepTimeoutMs: 100, stragglerMinMs: 1_000_000 });
+    const [a, b] = [h.add(), h.add()];
+    h.m.start();
+    expect(h.m.stepDeadlineMs).toBe(100);
+    // b hangs: its results are held back
+    const held = h.pending.filter((p) => p.from === b);
+    h.pending = h.pending.filter((p) => p.from !== b);
+    while (h.pending.length > 0) expect(h.deliver(0)).toBe('accepted');
+    now = 99;
+    h.m.tick(0);
+    expect(h.kinds('reassigned')).toEqual([]);
+    now = 101;
+    h.m.tick(0);
+    h.m.tick(0); // once per step
+    expect(h.kinds('straggler')).toEqual([{ kind: 'straggler', workerId: b, step: 0, computeMs: 101, medianMs: 0 }]);
+    expect(h.kinds('reassigned')).toEqual([
+      { kind: 'reassigned', step: 0, from: b, to: a, leaves: [3, 4] },
+      { kind: 'reassigned', step: 0, from: b, to: a, leaves: [4, 6] },
+    ]);
+    expect(h.m.reexecuted).toBe(2);
+    // first valid result wins: b's late (3, 1) comes first, a's copy is then a duplicate
+    expect(h.m.resultReceived(b, held[0].r).status).toBe('accepted');
+    expect(h.deliver(0)).toBe('duplicate');
+    expect(h.deliver(0)).toBe('accepted'); // a's (4, 4) completes step 0
+    expect(h.m.step).toBe(1);
+    expect(h.m.duplicatesDropped).toBe(1);
+    // b delivered (it is alive again), so step 1 is shared; b's remaining late result is stale
+    expect(h.m.resultReceived(b, held[1].r).status).toBe('stale');
+    expect(h.m.staleDropped).toBe(1);
+    expect(new Set(h.tasks().filter((t) => t.task.step === 1).map((t) => t.to))).toEqual(new Set([a, b]));
+    h.run(new Rng(12));
+    same(h.m.params, ref.result.params);
+  });
+
+  it('leaves a worker that missed the deadline out of the next steps until it delivers', () => {
+    let now = 0;
+    const h = new Harness(cfg, { clock: () => now, stepTimeoutMs: 50, stragglerMinMs: 1_000_000 });
+    const [a, b] = [h.add(), h.add()];
+    h.m.start();
+    const held = h.pending.filter((p) => p.from === b);
+    h.pending = h.pending.filter((p) => p.from !== b);
+    while (h.pending.length > 0) expect(h.deliver(0)).toBe('accepted'); // a is done in time
+    now = 60;
+    h.m.tick(0);
+    expect(h.kinds('straggler').map((e) => (e as { workerId: string }).workerId)).toEqual([b]);
+    while (h.m.step === 0) expect(h.deliver(0)).toBe('accepted');
+    expect(h.tasks().filter((t) => t.task.step === 1).map((t) => t.to)).toEqual([a]);
+    while (h.m.step === 1) expect(h.deliver(0)).toBe('accepted');
+    expect(h.tasks().filter((t) => t.task.step === 2).map((t) => t.to)).toEqual([a]);
+    expect(h.m.resultReceived(b, held[0].r).status).toBe('stale'); // a sign of life
+    while (h.m.step === 2) expect(h.deliver(0)).toBe('accepted');
+    expect(h.tasks().filter((t) => t.task.step === 3).map((t) => t.to)).toEqual([a, b]);
+    h.run(new Rng(13));
+    same(h.m.params, ref.result.params);
+  });
+
+  it('sizes the automatic deadline from the recent step times', () => {
+    const d = new StepDeadline(undefined, 1000);
+    expect(d.ms).toBe(1000);
+    for (const ms of [100, 300, 200]) d.record(ms);
+    expect(d.medianMs).toBe(200);
+    expect(d.ms).toBe(1000);
+    for (let i = 0; i < 20; i++) d.record(400);
+    expect(d.medianMs).toBe(400); // only the last 16 count
+    expect(d.ms).toBe(2000);
+    expect(new StepDeadline(250).ms).toBe(250);
+  });
+});
+
+describe('RoundMachine: resume', () => {
+  const cfg = baseConfig();
+  const ref = reference(cfg);
+
+  it.each([
+    [3, 0],
+    [5, 0],
+    [7, 2],
+  ])('a machine rebuilt from the checkpoint after %i steps (+%i results of the next) ends bit-identical to an uninterrupted run', (k, extra) => {
+    const h = new Harness(cfg);
+    h.add();
+    h.add();
+    h.m.start();
+    while (h.m.step < k) expect(h.deliver(0)).toBe('accepted');
+    for (let i = 0; i < extra; i++) h.deliver(0);
+    expect(h.m.step).toBe(k);
+    const bytes = h.m.checkpointBytes();
+    h.m.stop('test');
+    expect(h.m.state).toBe('stopped');
+    expect(h.deliver(0)).toBe('stale');
+    const state = resumeStateFrom(bytes, cfg, data.train.n);
+    expect(state.step).toBe(k);
+    const h2 = new Harness(cfg, { resume: state });
+    expect(h2.m.step).toBe(k);
+    h2.add();
+    h2.add();
+    h2.add();
+    h2.m.start();
+    expect(h2.logs[0]).toMatch(new RegExp(`^resuming at step ${k} of 10`));
+    h2.run(new Rng(k));
+    expect(h2.m.step).toBe(10);
+    same(h2.m.params, ref.result.params);
+    expect(h2.kinds('step').map((e) => (e as { step: number }).step)).toEqual(Array.from({ length: 10 - k }, (_, i) => k + i + 1));
+    const fromTrain = encodeFinalCheckpoint({
+      config: cfg,
+      params: ref.result.params,
+      optimizer: ref.result.optimizer.state,
+      step: ref.result.steps,
+      epoch: ref.result.epochs,
+      sampler: samplerStateAfter(cfg, data.train.n, ref.result.steps),
+    });
+    expect(Buffer.from(h2.m.checkpointBytes()).equals(Buffer.from(fromTrain))).toBe(true);
+    expect(h2.m.finalEval).toEqual(ref.result.test);
+  });
+
+  it('refuses workers once stopped, with 1001 so that they come back later', () => {
+    const h = new Harness(cfg);
+    h.m.start();
+    h.m.stop('maintenance');
+    expect(h.logs.at(-1)).toBe('stopping at step 0 of 10: maintenance');
+    expect(h.m.workerJoined('x', { workerName: 'x', host: 'h', pid: 1, kernels: [] }, 0)).toEqual({ refused: { code: 'E_STATE', message: 'coordinator stopping (run r1)', closeCode: 1001 } });
   });
 });

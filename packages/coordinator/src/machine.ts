@@ -7,6 +7,7 @@ import {
   Network,
   type OptimizerState,
   type RunConfig,
+  type SamplerState,
   ShapeError,
   applyUpdate,
   createOptimizerState,
@@ -20,12 +21,13 @@ import {
 } from '@dptrain/core';
 import type { RunEventInit, WorkerInfo } from '@dptrain/protocol';
 import { encodeFinalCheckpoint } from './checkpoint-io.js';
-import type { MachineOptions, MachineOutput, MachineState, Refusal, WelcomeInit } from './machine-io.js';
+import { StepDeadline } from './deadline.js';
+import type { MachineOptions, MachineOutput, MachineState, NonFinitePolicy, Refusal, WelcomeInit } from './machine-io.js';
 import { Membership, type WorkerHello } from './membership.js';
 import { RoundTiming } from './round-timing.js';
 import { type ResultInit, Round, type TaskInit, type Verdict } from './round.js';
 
-export type { MachineOptions, MachineOutput, MachineState, Refusal, WelcomeInit } from './machine-io.js';
+export type { MachineOptions, MachineOutput, MachineState, NonFinitePolicy, Refusal, WelcomeInit } from './machine-io.js';
 export type { WorkerHello } from './membership.js';
 
 const posInt = (field: string, v: unknown, lo: number): number => {
@@ -55,13 +57,20 @@ export class RoundMachine {
   private readonly out: MachineOutput;
   private readonly clock: () => number;
   private readonly stragglerMinMs: number;
+  private readonly policy: NonFinitePolicy;
+  private readonly maxRetries: number;
+  private readonly deadline: StepDeadline;
   private readonly evalNet: Network;
   private readonly workers: Membership;
   private readonly pool: Float32Array[] = [];
   private round: Round | undefined;
+  /** The sampler's position before the current round's batch was drawn (what a checkpoint records mid-step). */
+  private roundSampler: SamplerState | undefined;
   private members: string[] = [];
   private timing = new RoundTiming(0);
   private waitingNote = '';
+  /** Steps started by this machine (minWorkers only gates the first). */
+  private stepsRun = 0;
   private _state: MachineState = 'idle';
   private _step = 0;
   private _version = 0;
@@ -77,6 +86,10 @@ export class RoundMachine {
   duplicatesDropped = 0;
   /** Results refused as invalid (wrong sample count, non-finite values). */
   invalidResults = 0;
+  /** Bad results and worker error reports handled by the non-finite policy (dropped, never applied). */
+  badResults = 0;
+  /** Nodes re-executed on another worker because their owner was past the step deadline. */
+  reexecuted = 0;
 
   constructor(opts: MachineOptions) {
     this.config = validateRunConfig(opts.config);
@@ -102,14 +115,37 @@ export class RoundMachine {
       loadTimeoutMs: posInt('loadTimeoutMs', opts.loadTimeoutMs ?? 120_000, 1),
     });
     this.stragglerMinMs = posInt('stragglerMinMs', opts.stragglerMinMs ?? 1000, 0);
+    const policy = opts.nonFinitePolicy ?? 'stop';
+    if (policy !== 'stop' && policy !== 'skip') throw new ConfigError('nonFinitePolicy', `expected "stop" or "skip", got ${JSON.stringify(policy)}`);
+    this.policy = policy;
+    this.maxRetries = posInt('maxRetries', opts.maxRetries ?? 3, 0);
+    const fixed = opts.stepTimeoutMs === undefined ? undefined : posInt('stepTimeoutMs', opts.stepTimeoutMs, 1);
+    this.deadline = new StepDeadline(fixed, posInt('stepTimeoutMinMs', opts.stepTimeoutMinMs ?? 10_000, 1));
     this.clock = opts.clock ?? (() => performance.now());
     const seeds = runSeeds(this.config.seed);
     this.paramCount = paramLayout(spec).total;
-    this.params = opts.initParams ? Float32Array.from(opts.initParams) : initParams(spec, seeds.init);
-    if (this.params.length !== this.paramCount) throw new ConfigError('initParams', `expected ${this.paramCount} values for this model, got ${this.params.length}`);
+    const samplerOpts = { n: train.n, batchSize: this.config.batchSize, seed: seeds.sampler, shuffle: this.config.shuffle };
+    const resume = opts.resume;
+    if (resume && opts.initParams) throw new ConfigError('initParams', 'cannot be combined with resume: a resumed run continues from the checkpoint\'s parameters');
+    this.params = resume ? Float32Array.from(resume.params) : opts.initParams ? Float32Array.from(opts.initParams) : initParams(spec, seeds.init);
+    if (this.params.length !== this.paramCount) throw new ConfigError(resume ? 'resume.params' : 'initParams', `expected ${this.paramCount} values for this model, got ${this.params.length}`);
     this.optState = createOptimizerState(this.config.optimizer, this.paramCount);
-    this.sampler = new EpochSampler({ n: train.n, batchSize: this.config.batchSize, seed: seeds.sampler, shuffle: this.config.shuffle });
+    this.sampler = resume ? EpochSampler.fromState(samplerOpts, resume.sampler) : new EpochSampler(samplerOpts);
     this.totalSteps = this.config.steps ?? this.config.epochs * this.sampler.batchesPerEpoch;
+    if (resume) {
+      if (!Number.isSafeInteger(resume.step) || resume.step < 0 || resume.step > this.totalSteps) {
+        throw new ConfigError('resume.step', `expected an integer in [0, ${this.totalSteps}] (the run's steps), got ${resume.step}`);
+      }
+      for (const [slot, a] of Object.entries(this.optState.slots)) {
+        const from = resume.optimizer.slots[slot];
+        if (!(from instanceof Float32Array) || from.length !== this.paramCount) throw new ConfigError(`resume.optimizer.slots.${slot}`, `expected a Float32Array of ${this.paramCount} values`);
+        a.set(from);
+      }
+      this.optState.t = resume.optimizer.t;
+      this._step = resume.step;
+      this._version = resume.step;
+      this._epochsDone = resume.epoch;
+    }
     this.maxWorkers = leafCount(this.config.batchSize, this.config.leafSize);
     this.evalNet = new Network(spec, { maxRows: 256, kernels: getKernels(this.config.kernel) });
   }
@@ -146,17 +182,27 @@ export class RoundMachine {
   get error(): Error | undefined {
     return this._error;
   }
+  /** The step in progress (or next to start). */
+  get currentStep(): number {
+    return this.round?.step ?? this._step;
+  }
+  /** The current step deadline, ms after the step's tasks went out. */
+  get stepDeadlineMs(): number {
+    return this.deadline.ms;
+  }
 
   /** Announce the run and wait for workers. */
   start(): void {
     if (this._state !== 'idle') return;
     this._state = 'waiting';
+    if (this._step > 0) this.out.log(`resuming at step ${this._step} of ${this.totalSteps} (epoch ${this._epochsDone}, sampler at sample ${this.sampler.state().cursor} of epoch ${this.sampler.state().epoch})`);
     this.out.event({ kind: 'run_started', runId: this.runId, config: this.config as unknown as Record<string, unknown>, model: this.config.model, paramCount: this.paramCount });
     this.advance();
   }
 
   /** A worker said hello. Returns its welcome, or a refusal (the worker is then forgotten). */
   workerJoined(id: string, hello: WorkerHello, nowMs: number): { welcome: WelcomeInit } | { refused: Refusal } {
+    if (this._state === 'stopped') return { refused: { code: 'E_STATE', message: `coordinator stopping (run ${this.runId})`, closeCode: 1001 } };
     if (this._state === 'finished' || this._state === 'failed') {
       return { refused: { code: 'E_STATE', message: `run ${this.runId} is over (${this._state})`, closeCode: 4004 } };
     }
@@ -233,25 +279,43 @@ export class RoundMachine {
     this.emitWorkers();
   }
 
-  /** A decoded result from a worker. Dropped results never touch state. */
+  /**
+   * A decoded result from a worker. Dropped results never touch state. A result for a
+   * step never assigned, or an invalid one (NaN/Inf, wrong sample count...), goes to the
+   * non-finite policy: the run stops, or (skip) the node is recomputed elsewhere.
+   */
   resultReceived(id: string, res: ResultInit, nowMs?: number): Verdict {
     if (nowMs !== undefined) this.touch(id, nowMs);
     const r = this.round;
-    if (!r || this._state !== 'running') {
-      this.staleDropped++;
-      return { status: 'stale', reason: `result for step ${res.step} while no step is in progress` };
-    }
     const w = this.workers.get(id);
+    if (w && w.state === 'ready') w.lagging = false; // it is alive: it may get leaves again
+    if (this._state !== 'running' && this._state !== 'waiting') {
+      this.staleDropped++;
+      return { status: 'stale', reason: `result for step ${res.step} after the run ${this._state}` };
+    }
     if (!w || w.state !== 'ready') {
       this.duplicatesDropped++;
       return { status: 'unexpected', reason: `result from ${id}, which is not a ready worker` };
+    }
+    const current = this.currentStep;
+    if (res.step > current || (!r && res.step === current)) {
+      const reason = `result for step ${res.step}, which was never assigned (step ${current} is ${r ? 'in progress' : 'next'})`;
+      this.badResult(id, 'E_WORKER', reason, 'none');
+      return { status: 'invalid', code: 'E_FIELD', reason };
+    }
+    if (!r) {
+      this.staleDropped++;
+      return { status: 'stale', reason: `result for step ${res.step} while no step is in progress` };
     }
     const t0 = this.clock();
     const v = r.accept(id, res);
     const t1 = this.clock();
     if (v.status === 'stale') this.staleDropped++;
     else if (v.status === 'duplicate' || v.status === 'unexpected') this.duplicatesDropped++;
-    else if (v.status === 'invalid') this.invalidResults++;
+    else if (v.status === 'invalid') {
+      this.invalidResults++;
+      this.badResult(id, v.code === 'E_NONFINITE' ? 'E_NONFINITE' : 'E_WORKER', v.reason, { lo: res.nodeLo, size: res.nodeSize });
+    }
     if (v.status !== 'accepted') return v;
     this.timing.reduceMs += t1 - t0;
     this.timing.last = t1;
@@ -265,13 +329,25 @@ export class RoundMachine {
     return v;
   }
 
-  /** Periodic check (the transport calls it, e.g. every heartbeat): dead workers, stragglers. */
+  /**
+   * A ready worker reported an error (an `error` message). It is handled by the
+   * non-finite policy like a bad result for every node it owes. Errors from workers not
+   * yet ready are the transport's business (they concern joining, not training).
+   */
+  workerError(id: string, code: string, message: string): void {
+    if (!this.workers.isReady(id) || (this._state !== 'running' && this._state !== 'waiting')) return;
+    this.badResult(id, code === 'E_NONFINITE' ? 'E_NONFINITE' : 'E_WORKER', `reported ${code}: ${message}`, 'all');
+  }
+
+  /** Periodic check (the transport calls it, e.g. every heartbeat): dead workers, stragglers, the step deadline. */
   tick(nowMs: number): void {
     for (const { id, why } of this.workers.silent(nowMs)) {
       this.workerLeft(id, why, true);
       this.out.closeWorker(id, { code: 'E_TIMEOUT', message: `worker ${id}: ${why}`, closeCode: 4000 });
     }
+    if (this._state !== 'running') return;
     this.checkStragglers();
+    this.checkDeadline();
   }
 
   /** Workers as the observer events describe them (bytes are filled in by the transport). */
@@ -284,7 +360,12 @@ export class RoundMachine {
     return this.workers.get(id)?.computeMsTotal ?? 0;
   }
 
-  /** The final checkpoint bytes (deterministic: same as for core's train() with this config). */
+  /**
+   * The checkpoint of the last completed step: parameters, optimizer state, step, epoch,
+   * sampler position (as it was before the batch of a step in progress was drawn) and the
+   * run config. Deterministic bytes: at the end of a run, the same as for core's train().
+   * It is also the resume checkpoint (see resumeStateFrom): never a half-applied step.
+   */
   checkpointBytes(): Uint8Array {
     return encodeFinalCheckpoint({
       config: this.config,
@@ -292,14 +373,24 @@ export class RoundMachine {
       optimizer: this.optState,
       step: this._step,
       epoch: this._epochsDone,
-      sampler: this.sampler.state(),
+      sampler: this.round ? this.roundSampler! : this.sampler.state(),
     });
   }
 
   /** Stop: no more steps (used when the transport closes early). */
   abort(err: Error): void {
-    if (this._state === 'finished' || this._state === 'failed') return;
+    if (this._state === 'finished' || this._state === 'failed' || this._state === 'stopped') return;
     this.fail(err);
+  }
+
+  /**
+   * Stop cleanly: the step in progress is abandoned (nothing of it was applied), no further
+   * step starts, no output is produced. checkpointBytes() still gives the last completed step.
+   */
+  stop(reason: string): void {
+    if (this._state === 'finished' || this._state === 'failed' || this._state === 'stopped') return;
+    this._state = 'stopped';
+    this.out.log(`stopping at step ${this._step} of ${this.totalSteps}: ${reason}${this.round ? ` (step ${this.round.step} abandoned)` : ''}`);
   }
 
   /** Members of the current step that are still ready. */
@@ -312,8 +403,10 @@ export class RoundMachine {
     if (this.round || (this._state !== 'waiting' && this._state !== 'running')) return;
     if (this._step >= this.totalSteps) return this.finish();
     const ready = this.workers.readyIds();
-    if (ready.length < this.minWorkers) {
-      const note = `waiting for ${this.minWorkers - ready.length} more worker(s): ${ready.length} ready, minWorkers ${this.minWorkers}`;
+    // minWorkers gates the first step of this session; later steps go on with whoever is ready
+    const need = this.stepsRun > 0 ? 1 : this.minWorkers;
+    if (ready.length < need) {
+      const note = `waiting for ${need - ready.length} more worker(s): ${ready.length} ready, ${this.stepsRun > 0 ? 'at least 1 needed' : `minWorkers ${this.minWorkers}`}`;
       if (note !== this.waitingNote) this.out.log(note);
       this.waitingNote = note;
       this._state = 'waiting';
@@ -321,11 +414,15 @@ export class RoundMachine {
     }
     this.waitingNote = '';
     this._state = 'running';
-    this.startRound(ready);
+    // a worker that missed the last deadline sits out until it shows signs of life (unless nobody else is left)
+    const prompt = ready.filter((id) => !this.workers.get(id)!.lagging);
+    this.startRound(prompt.length > 0 ? prompt : ready);
   }
 
   private startRound(ready: string[]): void {
     const start = this.clock();
+    this.stepsRun++;
+    this.roundSampler = this.sampler.state();
     const batch = this.sampler.next();
     const r = new Round({
       step: this._step,
@@ -343,6 +440,7 @@ export class RoundMachine {
     this.broadcast(tasks.map((t) => t.workerId));
     for (const { workerId, task } of tasks) this.out.sendTask(workerId, task);
     this.timing.sent = this.clock();
+    for (const { workerId } of tasks) this.timing.gave(workerId, this.timing.sent);
   }
 
   /** Send the current params to those of `ids` that lack this version. */
@@ -356,18 +454,32 @@ export class RoundMachine {
   }
 
   /**
-   * Give orphaned nodes of the round to the step's live members, round-robin in node
-   * order. With no live member left, ready workers that joined during the step are
-   * taken in; with none at all, the nodes wait for the next worker to become ready.
+   * Workers to give orphaned nodes to, best first: the step's live members, else ready
+   * workers that joined during the step (taken into it), else workers that missed the
+   * deadline, else `exclude` itself (the only worker left: a retry).
    */
-  private redistribute(): void {
-    const r = this.round!;
-    let live = this.liveMembers();
+  private helpers(exclude?: string): string[] {
+    const ok = (id: string) => id !== exclude && this.workers.isReady(id) && !this.workers.get(id)!.lagging;
+    let live = this.members.filter(ok);
     if (live.length === 0) {
-      live = this.workers.readyIds().filter((id) => !this.members.includes(id));
+      live = this.workers.readyIds().filter((id) => ok(id) && !this.members.includes(id));
       this.members.push(...live);
     }
+    if (live.length === 0) live = this.workers.readyIds().filter((id) => id !== exclude);
+    if (live.length === 0 && exclude !== undefined && this.workers.isReady(exclude)) live = [exclude];
+    for (const id of live) if (!this.members.includes(id)) this.members.push(id);
+    return live;
+  }
+
+  /**
+   * Give orphaned nodes of the round to helpers (see helpers()), round-robin in node
+   * order. With no ready worker at all, the nodes wait for the next worker to become ready.
+   */
+  private redistribute(exclude?: string): void {
+    const r = this.round!;
     const orphans = r.orphans();
+    if (orphans.length === 0) return;
+    const live = this.helpers(exclude);
     if (live.length === 0) {
       this.out.log(`step ${r.step}: ${orphans.length} node(s) wait for a worker (no live worker)`);
       return;
@@ -377,8 +489,38 @@ export class RoundMachine {
       const task = r.reassign(node, to);
       this.broadcast([to]);
       this.out.sendTask(to, task);
+      this.timing.gave(to, this.clock());
       this.out.event({ kind: 'reassigned', step: r.step, from, to, leaves: [task.leafLo, task.leafHi] });
     });
+  }
+
+  /**
+   * A bad result for a node, a result for no node (a step never assigned: 'none') or a
+   * worker's error report ('all' its nodes): nothing of it is applied. 'stop' fails the run
+   * naming the worker and the step; 'skip' counts it and recomputes the node(s) elsewhere,
+   * each node at most maxRetries times.
+   */
+  private badResult(id: string, code: 'E_NONFINITE' | 'E_WORKER', detail: string, which: { lo: number; size: number } | 'none' | 'all'): void {
+    this.badResults++;
+    const r = this.round;
+    const step = this.currentStep;
+    const name = this.workers.get(id)?.hello.workerName;
+    const message = `worker ${id}${name && name !== id ? ` (${name})` : ''} at step ${step}: ${detail}`;
+    if (this.policy === 'stop') return this.fail(new DptrainError(code, message));
+    this.out.log(`${message}; dropped (nonFinitePolicy skip)`);
+    this.out.event({ kind: 'error', code, message: `${message}; dropped`, workerId: id });
+    if (!r) return;
+    const nodes = which === 'all' ? r.outstanding(id) : which === 'none' ? [] : [which];
+    let orphaned = false;
+    for (const n of nodes) {
+      const f = r.fail(id, n.lo, n.size);
+      if (!f) continue;
+      if (f.failures > this.maxRetries) {
+        return this.fail(new DptrainError(code, `${message}; node (${n.lo}, ${n.size}) of step ${step} failed ${f.failures} times, more than maxRetries ${this.maxRetries}`));
+      }
+      orphaned ||= f.orphaned;
+    }
+    if (orphaned) this.redistribute(id);
   }
 
   private checkStragglers(): void {
@@ -386,6 +528,51 @@ export class RoundMachine {
     if (!r) return;
     for (const s of this.timing.stragglers(this.clock(), r.busyWorkers(), this.stragglerMinMs)) {
       this.out.event({ kind: 'straggler', workerId: s.id, step: r.step, computeMs: s.elapsedMs, medianMs: s.medianMs });
+    }
+  }
+
+  /**
+   * Past the step deadline (counted from the worker's latest assignment in the step), a
+   * worker still owing nodes is reported as a straggler, sits
+   * out the next steps until it delivers again, and its nodes are re-executed on other
+   * workers (it keeps them too: the first valid result wins, the other is dropped).
+   */
+  private checkDeadline(): void {
+    const r = this.round;
+    if (!r) return;
+    const now = this.clock();
+    const limit = this.deadline.ms;
+    for (const id of r.busyWorkers()) {
+      const elapsed = this.timing.sinceGiven(id, now);
+      if (elapsed <= limit || !this.timing.markLate(id)) continue;
+      const w = this.workers.get(id);
+      if (w) w.lagging = true;
+      if (this.timing.flag(id)) this.out.event({ kind: 'straggler', workerId: id, step: r.step, computeMs: elapsed, medianMs: this.deadline.medianMs });
+      const busy = r.busyWorkers();
+      const others = this.workers.readyIds().filter((x) => x !== id && !this.workers.get(x)!.lagging);
+      // idle workers first, in join order
+      const helpers = [...others.filter((x) => !busy.has(x)), ...others.filter((x) => busy.has(x))];
+      const nodes = r.outstanding(id);
+      if (helpers.length === 0) {
+        this.out.log(`step ${r.step}: worker ${id} is past the step deadline (${Math.round(limit)} ms) with ${nodes.length} node(s); no other worker can take them`);
+        continue;
+      }
+      this.out.log(`step ${r.step}: worker ${id} is past the step deadline (${Math.round(limit)} ms); re-executing its ${nodes.length} node(s) elsewhere`);
+      nodes.forEach((node, i) => {
+        let to: string | undefined;
+        for (let k = 0; k < helpers.length && to === undefined; k++) {
+          const c = helpers[(i + k) % helpers.length];
+          if (!r.owes(c, node)) to = c;
+        }
+        if (to === undefined) return;
+        if (!this.members.includes(to)) this.members.push(to);
+        const task = r.duplicate(node, to);
+        this.reexecuted++;
+        this.broadcast([to]);
+        this.out.sendTask(to, task);
+        this.timing.gave(to, now);
+        this.out.event({ kind: 'reassigned', step: r.step, from: id, to, leaves: [task.leafLo, task.leafHi] });
+      });
     }
   }
 
@@ -398,15 +585,17 @@ export class RoundMachine {
     try {
       lr = applyUpdate(this.params, grad, r.B, this.config.optimizer, this.optState, r.step).lr;
     } catch (e) {
-      this.round = undefined;
+      this.pool.push(grad);
       return this.fail(e instanceof Error ? e : new DptrainError('E_INTERNAL', String(e)));
     }
     const t1 = this.clock();
     this.pool.push(grad);
+    this.deadline.record(this.timing.last - this.timing.sent);
     this._step++;
     this._version++;
     this._samplesDone += r.B;
     this.round = undefined;
+    this.roundSampler = undefined;
     const phases = this.timing.phases(Math.max(0, ...r.computeMs.values()), t1 - t0, t1);
     const totalMs = phases.totalMs;
     const fin = (x: number) => (Number.isFinite(x) ? x : null);
@@ -423,16 +612,17 @@ export class RoundMachine {
       phases,
       workers: r.participants.size,
     };
-    this._lastStep = ev;
-    this.out.event(ev);
     const epochEnd = b.batchInEpoch === b.batchesPerEpoch - 1;
     if (epochEnd) this._epochsDone = b.epoch + 1;
+    this._lastStep = ev;
+    this.out.event(ev);
     const every = this.config.evalEvery;
     if ((every > 0 && this._step % every === 0) || epochEnd) {
       const e = evaluate(this.evalNet, this.params, this.data.test);
       this._lastEval = e;
       this.out.event({ kind: 'eval', step: this._step, epoch: b.epoch, loss: fin(e.loss), accuracy: fin(e.accuracy) });
     }
+    this.out.stepDone?.(this._step);
     this.advance();
   }
 

@@ -25,6 +25,11 @@ export interface Member {
   /** Compute time of its part of the last step it finished, ms. */
   lastComputeMs: number;
   lastSamplesPerSec: number;
+  /**
+   * Missed a step deadline: its nodes were re-executed elsewhere, and it gets no new
+   * leaves until it shows signs of life again (any result).
+   */
+  lagging: boolean;
 }
 
 /**
@@ -34,7 +39,11 @@ export interface Member {
 export class Membership {
   private readonly members = new Map<string, Member>();
 
-  constructor(private readonly limits: { deadAfterMs: number; loadTimeoutMs: number }) {}
+  constructor(
+    private readonly limits: { deadAfterMs: number; loadTimeoutMs: number },
+    /** Gone (left/dead) workers remembered for the observer; the oldest are forgotten beyond this. */
+    private readonly keepGone = 64,
+  ) {}
 
   get(id: string): Member | undefined {
     return this.members.get(id);
@@ -43,7 +52,7 @@ export class Membership {
   /** A new worker in state loading. */
   add(id: string, hello: WorkerHello, nowMs: number): Member {
     if (this.members.has(id)) throw new Error(`worker id ${id} is already in use`);
-    const m: Member = { id, hello, state: 'loading', version: -1, lastSeen: nowMs, computeMsTotal: 0, lastComputeMs: 0, lastSamplesPerSec: 0 };
+    const m: Member = { id, hello, state: 'loading', version: -1, lastSeen: nowMs, computeMsTotal: 0, lastComputeMs: 0, lastSamplesPerSec: 0, lagging: false };
     this.members.set(id, m);
     return m;
   }
@@ -72,7 +81,21 @@ export class Membership {
     const w = this.members.get(id);
     if (!w || w.state === 'left' || w.state === 'dead') return false;
     w.state = dead ? 'dead' : 'left';
+    this.prune();
     return true;
+  }
+
+  /** Forget the oldest gone workers beyond keepGone (a long elastic run must not grow without bound). */
+  private prune(): void {
+    let gone = 0;
+    for (const w of this.members.values()) if (w.state === 'left' || w.state === 'dead') gone++;
+    for (const [id, w] of this.members) {
+      if (gone <= this.keepGone) break;
+      if (w.state === 'left' || w.state === 'dead') {
+        this.members.delete(id);
+        gone--;
+      }
+    }
   }
 
   /** Live workers silent for longer than their limit, with the reason. */

@@ -16,6 +16,8 @@ export class RoundTiming {
   broadcastMs = 0;
   private readonly doneAfter = new Map<string, number>();
   private readonly flagged = new Set<string>();
+  private readonly late = new Set<string>();
+  private readonly given = new Map<string, number>();
 
   constructor(start: number) {
     this.start = this.sent = this.last = start;
@@ -24,6 +26,31 @@ export class RoundTiming {
   /** A worker has delivered every node it owed, at time t. */
   workerDone(id: string, t: number): void {
     this.doneAfter.set(id, t - this.sent);
+  }
+
+  /** Mark a worker as reported straggler this step; false if it already was. */
+  flag(id: string): boolean {
+    if (this.flagged.has(id)) return false;
+    this.flagged.add(id);
+    return true;
+  }
+
+  /** A worker was given nodes at time t (its deadline counts from its latest assignment). */
+  gave(id: string, t: number): void {
+    this.given.set(id, t);
+  }
+
+  /** How long ago (at `now`) the worker was last given nodes this step; 0 if never. */
+  sinceGiven(id: string, now: number): number {
+    const t = this.given.get(id);
+    return t === undefined ? 0 : now - t;
+  }
+
+  /** Mark a worker as past the step deadline; false if it already was this step. */
+  markLate(id: string): boolean {
+    if (this.late.has(id)) return false;
+    this.late.add(id);
+    return true;
   }
 
   /**
@@ -52,11 +79,7 @@ export class RoundTiming {
     const elapsedMs = now - this.sent;
     if (elapsedMs < Math.max(3 * medianMs, minMs)) return [];
     const out: Array<{ id: string; elapsedMs: number; medianMs: number }> = [];
-    for (const id of busy) {
-      if (this.flagged.has(id)) continue;
-      this.flagged.add(id);
-      out.push({ id, elapsedMs, medianMs });
-    }
+    for (const id of busy) if (this.flag(id)) out.push({ id, elapsedMs, medianMs });
     return out;
   }
 }

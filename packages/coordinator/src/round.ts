@@ -29,15 +29,20 @@ export interface ResultInit {
 export type Verdict =
   | { status: 'accepted'; complete: boolean }
   | { status: 'stale' | 'duplicate' | 'unexpected'; reason: string }
-  | { status: 'invalid'; reason: string };
+  | { status: 'invalid'; reason: string; code: 'E_NONFINITE' | 'E_FIELD' };
 
 interface NodeEntry {
   node: TreeNode;
-  /** The worker that owes this node; null while orphaned (its owner left, not yet reassigned). */
-  owner: string | null;
-  /** The last worker that owed it. */
+  /**
+   * Workers that owe this node: usually one; more while a late worker's node is also being
+   * re-executed elsewhere (the first valid result wins). Empty while orphaned.
+   */
+  owners: Set<string>;
+  /** The last worker that was given it. */
   lastOwner: string;
   received: boolean;
+  /** Bad results (or worker errors) this node has been through. */
+  failures: number;
   stats?: NodeStats;
 }
 
@@ -92,7 +97,7 @@ export class Round {
       const workerId = workerIds[i];
       this.participants.add(workerId);
       for (const node of alignedNodes(r.leafLo, r.leafHi, this.L)) {
-        this.entries.set(key(node.lo, node.size), { node, owner: workerId, lastOwner: workerId, received: false });
+        this.entries.set(key(node.lo, node.size), { node, owners: new Set([workerId]), lastOwner: workerId, received: false, failures: 0 });
       }
       return { workerId, task: this.task(r) };
     });
@@ -115,45 +120,85 @@ export class Round {
 
   /** Nodes a worker still owes, in node order. */
   outstanding(workerId: string): TreeNode[] {
-    return this.sorted().filter((e) => e.owner === workerId && !e.received).map((e) => e.node);
+    return this.sorted().filter((e) => e.owners.has(workerId) && !e.received).map((e) => e.node);
   }
 
   /** Nodes nobody owes (their owner left), in node order, with the worker that had them. */
   orphans(): Array<{ node: TreeNode; from: string }> {
     return this.sorted()
-      .filter((e) => e.owner === null && !e.received)
+      .filter((e) => e.owners.size === 0 && !e.received)
       .map((e) => ({ node: e.node, from: e.lastOwner }));
   }
 
   /** Workers that owe at least one node. */
   busyWorkers(): Set<string> {
     const s = new Set<string>();
-    for (const e of this.entries.values()) if (!e.received && e.owner !== null) s.add(e.owner);
+    for (const e of this.entries.values()) if (!e.received) for (const o of e.owners) s.add(o);
     return s;
+  }
+
+  /** Whether `workerId` owes this node (and it has not been received). */
+  owes(workerId: string, node: TreeNode): boolean {
+    const e = this.entries.get(key(node.lo, node.size));
+    return !!e && !e.received && e.owners.has(workerId);
   }
 
   /** Leaves a worker holds in this round (received or not). */
   leavesOf(workerId: string): number {
     let n = 0;
-    for (const e of this.entries.values()) if (e.owner === workerId) n += Math.min(e.node.lo + e.node.size, this.L) - e.node.lo;
+    for (const e of this.entries.values()) if (e.owners.has(workerId)) n += Math.min(e.node.lo + e.node.size, this.L) - e.node.lo;
     return n;
   }
 
-  /** Mark a worker's outstanding nodes as orphaned; returns them in node order. */
+  /**
+   * A worker no longer owes its outstanding nodes (it left). Returns those that are now
+   * orphaned (nobody else is computing them), in node order.
+   */
   release(workerId: string): TreeNode[] {
-    const nodes = this.outstanding(workerId);
-    for (const n of nodes) this.entries.get(key(n.lo, n.size))!.owner = null;
-    return nodes;
+    const out: TreeNode[] = [];
+    for (const n of this.outstanding(workerId)) {
+      const e = this.entries.get(key(n.lo, n.size))!;
+      e.owners.delete(workerId);
+      if (e.owners.size === 0) out.push(n);
+    }
+    return out;
+  }
+
+  /**
+   * A worker's result for a node it owed was bad (or it reported an error): it no longer
+   * owes the node, whose failure count goes up. Returns the new count, and whether the
+   * node is now orphaned; undefined if the worker did not owe that node.
+   */
+  fail(workerId: string, lo: number, size: number): { failures: number; orphaned: boolean } | undefined {
+    const e = this.entries.get(key(lo, size));
+    if (!e || e.received || !e.owners.has(workerId)) return undefined;
+    e.owners.delete(workerId);
+    e.failures++;
+    return { failures: e.failures, orphaned: e.owners.size === 0 };
   }
 
   /** Give an orphaned node to a worker; returns the task that computes exactly that node. */
   reassign(node: TreeNode, workerId: string): TaskInit {
     const e = this.entries.get(key(node.lo, node.size));
-    if (!e || e.received || e.owner !== null) throw new Error(`node (${node.lo}, ${node.size}) of step ${this.step} is not orphaned`);
-    e.owner = workerId;
+    if (!e || e.received || e.owners.size !== 0) throw new Error(`node (${node.lo}, ${node.size}) of step ${this.step} is not orphaned`);
+    return this.giveTo(e, workerId);
+  }
+
+  /**
+   * Also give a node still owed by a late worker to `workerId` (re-execution): whichever
+   * valid result comes first is taken, the other is dropped as a duplicate.
+   */
+  duplicate(node: TreeNode, workerId: string): TaskInit {
+    const e = this.entries.get(key(node.lo, node.size));
+    if (!e || e.received || e.owners.has(workerId)) throw new Error(`node (${node.lo}, ${node.size}) of step ${this.step} cannot be re-executed by ${workerId}`);
+    return this.giveTo(e, workerId);
+  }
+
+  private giveTo(e: NodeEntry, workerId: string): TaskInit {
+    e.owners.add(workerId);
     e.lastOwner = workerId;
     this.participants.add(workerId);
-    return this.task(rangeForNode(node, this.L));
+    return this.task(rangeForNode(e.node, this.L));
   }
 
   /**
@@ -165,14 +210,14 @@ export class Round {
     const e = this.entries.get(key(r.nodeLo, r.nodeSize));
     const what = `node (${r.nodeLo}, ${r.nodeSize}) of step ${this.step}`;
     if (e?.received) return { status: 'duplicate', reason: `${what} was already received` };
-    if (!e || e.owner !== workerId) return { status: 'unexpected', reason: `${what} is not assigned to ${workerId}` };
+    if (!e || !e.owners.has(workerId)) return { status: 'unexpected', reason: `${what} is not assigned to ${workerId}` };
     const want = nodeSamples(e.node, this.L, this.leafSize, this.B);
-    if (r.samples !== want) return { status: 'invalid', reason: `${what} has ${want} samples, the result claims ${r.samples}` };
-    if (!(r.correct >= 0 && r.correct <= r.samples)) return { status: 'invalid', reason: `${what}: correct ${r.correct} is outside [0, ${r.samples}]` };
-    if (!Number.isFinite(r.lossSum)) return { status: 'invalid', reason: `${what}: lossSum is ${r.lossSum}` };
-    if (r.grad.length !== this.paramCount) return { status: 'invalid', reason: `${what}: gradient has ${r.grad.length} values, expected ${this.paramCount}` };
+    if (r.samples !== want) return { status: 'invalid', code: 'E_FIELD', reason: `${what} has ${want} samples, the result claims ${r.samples}` };
+    if (!(r.correct >= 0 && r.correct <= r.samples)) return { status: 'invalid', code: 'E_FIELD', reason: `${what}: correct ${r.correct} is outside [0, ${r.samples}]` };
+    if (!Number.isFinite(r.lossSum)) return { status: 'invalid', code: 'E_NONFINITE', reason: `${what}: lossSum is ${r.lossSum}` };
+    if (r.grad.length !== this.paramCount) return { status: 'invalid', code: 'E_FIELD', reason: `${what}: gradient has ${r.grad.length} values, expected ${this.paramCount}` };
     const bad = firstNonFinite(r.grad);
-    if (bad >= 0) return { status: 'invalid', reason: `${what}: gradient element ${bad} is ${r.grad[bad]}` };
+    if (bad >= 0) return { status: 'invalid', code: 'E_NONFINITE', reason: `${what}: gradient element ${bad} is ${r.grad[bad]}` };
     const buf = this.takeBuffer();
     buf.set(r.grad);
     if (!this.reducer.add(e.node.lo, e.node.size, buf)) throw new Error(`${what} was already covered in the reduction tree`);

@@ -107,7 +107,7 @@ describe('Coordinator over WebSockets', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'dptrain-coord-'));
-    coord = new Coordinator({ config, data, checkpointDir: dir, minWorkers: 2, heartbeatMs: 200, runId: 'test-run' });
+    coord = new Coordinator({ config, data, checkpointDir: dir, minWorkers: 2, heartbeatMs: 200, runId: 'test-run', observer: false });
     ({ url, port } = await coord.start());
   });
 

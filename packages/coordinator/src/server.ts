@@ -1,27 +1,21 @@
 import { createHash } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { type Dataset, DptrainError, type EvalResult, fingerprintChunks } from '@dptrain/core';
-import {
-  type Message,
-  ProtocolError,
-  type RunEvent,
-  type RunEventInit,
-  WORKER_MESSAGE_TYPES,
-  decode,
-  encode,
-  maxFrameBytes,
-} from '@dptrain/protocol';
+import { type Message, ProtocolError, type ResultMessage, type RunEvent, type RunEventInit, encode, maxFrameBytes } from '@dptrain/protocol';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
-import { writeFileAtomic } from './checkpoint-io.js';
+import { CheckpointStore, loadResumeCheckpoint } from './checkpoint-store.js';
 import { Connection } from './connection.js';
 import { EventLog } from './event-log.js';
 import { httpHandler } from './http-api.js';
+import { checkToken, requestUrl, tokensEqual } from './http/auth.js';
+import { mountObserver } from './http/mount.js';
+import { decodeWorkerFrame } from './intake.js';
 import { type MachineOutput, type Refusal, RoundMachine } from './machine.js';
-import { type CoordinatorOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import { type CoordinatorOptions, type ResolvedOptions, checkExposure, resolveOptions } from './options.js';
+import type { ResumeState } from './resume.js';
 import type { TaskInit } from './round.js';
 
 export { writeFileAtomic } from './checkpoint-io.js';
@@ -59,14 +53,35 @@ export interface RunSummary {
   samplesPerSec: number;
 }
 
+/** A checkpoint written: the step it holds, where, and its size. */
+export interface CheckpointInfo {
+  step: number;
+  path: string;
+  bytes: number;
+}
+
 /** Counters returned by Coordinator.stats(). */
 export interface CoordinatorStats {
   step: number;
   epoch: number;
   staleDropped: number;
   duplicatesDropped: number;
-  /** Frames refused, by error code (E_DECODE, E_FIELD, E_VERSION, E_TOO_LARGE, E_STATE, ...). */
+  /** Results refused by validation (wrong sample count, NaN/Inf...). */
+  invalidResults: number;
+  /** Bad results and worker error reports handled by the non-finite policy. */
+  badResults: number;
+  /** Nodes re-executed elsewhere because their worker was past the step deadline. */
+  reexecuted: number;
+  /** Frames refused, by error code (E_DECODE, E_FIELD, E_VERSION, E_TOO_LARGE, E_STATE, E_TYPE, E_AUTH, E_RATE, ...). */
   badFrames: Record<string, number>;
+  /** Frames received from workers (and would-be workers). */
+  framesIn: number;
+  /** Frames that passed validation and were handled. */
+  framesOk: number;
+  /** Frames that arrived on a connection already being closed (not looked at). */
+  framesIgnored: number;
+  /** Resume checkpoints written (latest.safetensors). */
+  checkpoints: number;
   bytesIn: number;
   bytesOut: number;
   workers: Array<{ id: string; host: string; state: string; computeMs: number; bytesIn: number; bytesOut: number }>;
@@ -79,23 +94,34 @@ export function fingerprintFast(ds: Dataset): string {
   return h.digest('hex');
 }
 
+/** Gone connections remembered for stats() (their byte counts). */
+const KEEP_GONE = 64;
+
 /**
  * The parameter server: a WebSocket endpoint (binary dptrain frames) for workers plus
- * plain HTTP on the same port (GET /api/run), around a RoundMachine that holds all
- * the training logic. Every inbound frame is decoded and validated before it can
- * touch state; a bad frame gets an `error` and a close with the protocol's close code,
- * is counted, and never stops the run.
+ * HTTP on the same port (the dashboard, /api/run, /metrics, /events), around a
+ * RoundMachine that holds all the training logic. Every inbound frame is decoded and
+ * validated before it can touch state; a bad frame gets an `error` and a close with the
+ * protocol's close code, is counted, and never stops the run. Resume checkpoints are
+ * written every N steps / T seconds and on request; a run can continue from one.
  */
 export class Coordinator {
   readonly runId: string;
   /** Fingerprint of the training data that workers must match. */
   readonly fingerprint: string;
+  /** The checkpoint this run resumed from, if any. */
+  readonly resumedFrom: { file: string; step: number } | undefined;
   private readonly o: ResolvedOptions;
   private readonly machine: RoundMachine;
   private readonly events: EventLog;
+  private readonly store: CheckpointStore;
   private readonly conns = new Map<string, Connection>();
+  private readonly gone = new Map<string, Connection>();
   private readonly traffic = { bytesIn: 0, bytesOut: 0 };
   private readonly badFrames: Record<string, number> = {};
+  private readonly frames = { ok: 0, ignored: 0 };
+  /** Frames received on connections no longer in conns/gone. */
+  private framesOfForgotten = 0;
   private readonly maxPayload: number;
   private readonly donePromise: Promise<RunSummary>;
   private resolveDone!: (s: RunSummary) => void;
@@ -108,8 +134,13 @@ export class Coordinator {
   private paramsCache: { version: number; bytes: Uint8Array } | undefined;
   private startedAt = 0;
   private firstTaskAt: number | undefined;
+  private lastCheckpoint = { step: -1, at: 0 };
+  private checkpointsWritten = 0;
   private finalizing: Promise<void> | undefined;
+  private failing: Promise<void> | undefined;
+  private stopping: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
+  private observer: { unmount(): void } | undefined;
   private readonly upgradeHandlers: UpgradeHandler[] = [];
   private requestHandler: RequestHandler;
 
@@ -118,6 +149,13 @@ export class Coordinator {
     this.runId = this.o.runId;
     this.fingerprint = fingerprintFast(this.o.data.train);
     this.events = new EventLog(100_000, (e) => this.o.log(`event listener failed: ${(e as Error)?.message ?? String(e)}`));
+    let resume: ResumeState | undefined;
+    if (this.o.resumeFrom !== undefined) {
+      const { state, file } = loadResumeCheckpoint(this.o.resumeFrom, this.o.config, this.o.data.train.n, this.o.log);
+      resume = state;
+      this.resumedFrom = { file, step: state.step };
+      this.lastCheckpoint.step = state.step;
+    }
     this.machine = new RoundMachine({
       config: this.o.config,
       data: this.o.data,
@@ -127,14 +165,20 @@ export class Coordinator {
       minWorkers: this.o.minWorkers,
       initParams: this.o.initParams,
       deadAfterMs: 5 * this.o.heartbeatMs,
+      nonFinitePolicy: this.o.nonFinitePolicy,
+      maxRetries: this.o.maxRetries,
+      stepTimeoutMs: this.o.stepTimeoutMs,
+      resume,
     });
+    this.store = new CheckpointStore(this.o.checkpointDir);
     this.maxPayload = maxFrameBytes(this.machine.paramCount, 0);
     this.donePromise = new Promise<RunSummary>((res, rej) => {
       this.resolveDone = res;
       this.rejectDone = rej;
     });
     this.donePromise.catch(() => {}); // the caller of done() sees the rejection; nobody else must
-    this.requestHandler = httpHandler({ '/api/run': () => this.runInfo() }, this.o.log);
+    this.requestHandler = this.defaultHandler();
+    if (this.o.observer) this.observer = mountObserver(this, { token: this.o.token, staticDir: this.o.dashboardDir });
   }
 
   /** Offer WebSocket upgrades for paths other than WORKER_PATHS to `h`; returns its remover. */
@@ -147,23 +191,29 @@ export class Coordinator {
   }
 
   /**
-   * Replace the plain-HTTP listener (default: GET /api/run only, see runInfo()), e.g. by
-   * the dashboard's handler; `undefined` restores the default.
+   * Replace the plain-HTTP listener (by default the dashboard's, see the `observer` option;
+   * without it GET /api/run only); `undefined` restores GET /api/run only. With a token,
+   * requests without it are refused (401) before they reach the listener.
    */
   setRequestHandler(h: RequestHandler | undefined): void {
-    this.requestHandler = h ?? httpHandler({ '/api/run': () => this.runInfo() }, this.o.log);
+    this.requestHandler = h ?? this.defaultHandler();
   }
 
-  /** The underlying HTTP server, once started (to attach more endpoints). */
+  /** The underlying HTTP(S) server, once started (to attach more endpoints). */
   get httpServer(): Server | undefined {
     return this.http;
   }
 
-  /** Listen; resolves with the bound port and the worker URL. */
+  /**
+   * Listen; resolves with the bound port and the worker URL (wss:// with `tls`). Throws a
+   * ConfigError for a non-loopback host without a token (unless allowInsecure).
+   */
   async start(): Promise<{ port: number; url: string }> {
     if (this.http) throw new DptrainError('E_STATE', 'Coordinator.start() was already called');
-    if (this.closing) throw new DptrainError('E_STATE', 'Coordinator is closed');
-    const http = createServer((req, res) => this.requestHandler(req, res));
+    if (this.closing || this.stopping) throw new DptrainError('E_STATE', 'Coordinator is closed');
+    checkExposure(this.o);
+    const listener = (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res);
+    const http: Server = this.o.tls ? createHttpsServer({ cert: this.o.tls.cert, key: this.o.tls.key }, listener) : createServer(listener);
     const wss = new WebSocketServer({ noServer: true, maxPayload: this.maxPayload, perMessageDeflate: false });
     this.http = http;
     this.wss = wss;
@@ -177,21 +227,57 @@ export class Coordinator {
       });
     });
     http.on('error', (e) => this.o.log(`http server error: ${e.message}`));
+    if (this.o.tls) http.on('tlsClientError', (e: Error) => this.o.log(`tls: ${e.message}`));
     const port = (http.address() as AddressInfo).port;
     const host = this.o.host.includes(':') ? `[${this.o.host}]` : this.o.host;
+    const url = `${this.o.tls ? 'wss' : 'ws'}://${host}:${port}/`;
     this.startedAt = performance.now();
+    this.lastCheckpoint.at = this.startedAt;
     this.timer = setInterval(() => this.heartbeat(), this.o.heartbeatMs);
-    this.o.log(`coordinator ${this.runId} listening on ws://${host}:${port}/ (${this.machine.paramCount} parameters, ${this.machine.totalSteps} steps)`);
+    const m = this.machine;
+    this.o.log(`coordinator ${this.runId} listening on ${url} (${m.paramCount} parameters, ${m.totalSteps} steps${this.o.token ? ', token required' : ''})`);
+    if (this.resumedFrom) this.o.log(`resuming from ${this.resumedFrom.file} at step ${this.resumedFrom.step}`);
     this.guard(() => this.machine.start());
-    return { port, url: `ws://${host}:${port}/` };
+    return { port, url };
   }
 
-  /** Resolves at run end, after the final checkpoint is written; rejects on a fatal error or close() before the end. */
+  /**
+   * Resolves at run end, after the final checkpoint is written. Rejects on a fatal error
+   * (E_NONFINITE / E_WORKER under nonFinitePolicy 'stop', after a checkpoint of the last
+   * good state), on stop() (E_STOPPED) and on close() before the end (E_CLOSED).
+   */
   done(): Promise<RunSummary> {
     return this.donePromise;
   }
 
-  /** Close every socket and the server; idempotent. A run not yet finished makes done() reject. */
+  /**
+   * Write a resume checkpoint of the last completed step now (latest.safetensors; the old
+   * one becomes previous.safetensors) and emit a `checkpoint` event.
+   */
+  checkpointNow(): Promise<CheckpointInfo> {
+    const step = this.machine.step;
+    const bytes = this.machine.checkpointBytes();
+    this.lastCheckpoint = { step, at: performance.now() };
+    return this.store.saveLatest(bytes).then((path) => {
+      this.checkpointsWritten++;
+      this.events.emit({ kind: 'checkpoint', step, path, bytes: bytes.length });
+      this.o.log(`checkpoint of step ${step} written to ${path} (${bytes.length} bytes)`);
+      return { step, path, bytes: bytes.length };
+    });
+  }
+
+  /**
+   * Stop gracefully: abandon the step in progress (nothing of it is applied), write a
+   * resume checkpoint, say bye ("coordinator stopping") to every worker, close with 1001
+   * and shut down; done() rejects with E_STOPPED naming the checkpoint. After the run has
+   * finished this is close(). Idempotent.
+   */
+  stop(reason = 'stop requested'): Promise<void> {
+    this.stopping ??= this.stopNow(reason);
+    return this.stopping;
+  }
+
+  /** Close every socket and the server; idempotent. A run not yet finished makes done() reject (no checkpoint is written). */
   close(): Promise<void> {
     this.closing ??= this.shutdown();
     return this.closing;
@@ -208,18 +294,26 @@ export class Coordinator {
   }
 
   stats(): CoordinatorStats {
-    const states = new Map(this.machine.workerInfos().map((w) => [w.workerId, w.state]));
+    const m = this.machine;
+    const states = new Map(m.workerInfos().map((w) => [w.workerId, w.state]));
     return {
-      step: this.machine.step,
-      epoch: this.machine.epochsDone,
-      staleDropped: this.machine.staleDropped,
-      duplicatesDropped: this.machine.duplicatesDropped,
+      step: m.step,
+      epoch: m.epochsDone,
+      staleDropped: m.staleDropped,
+      duplicatesDropped: m.duplicatesDropped,
+      invalidResults: m.invalidResults,
+      badResults: m.badResults,
+      reexecuted: m.reexecuted,
       badFrames: { ...this.badFrames },
+      framesIn: [...this.conns.values(), ...this.gone.values()].reduce((a, c) => a + c.framesIn, 0) + this.framesOfForgotten,
+      framesOk: this.frames.ok,
+      framesIgnored: this.frames.ignored,
+      checkpoints: this.checkpointsWritten,
       bytesIn: this.traffic.bytesIn,
       bytesOut: this.traffic.bytesOut,
-      workers: [...this.conns.values()]
+      workers: [...this.conns.values(), ...this.gone.values()]
         .filter((c) => states.has(c.id))
-        .map((c) => ({ id: c.id, host: c.host, state: states.get(c.id)!, computeMs: this.machine.computeMsOf(c.id), bytesIn: c.bytesIn, bytesOut: c.bytesOut })),
+        .map((c) => ({ id: c.id, host: c.host, state: states.get(c.id)!, computeMs: m.computeMsOf(c.id), bytesIn: c.bytesIn, bytesOut: c.bytesOut })),
     };
   }
 
@@ -235,24 +329,56 @@ export class Coordinator {
       config: m.config,
       model: m.config.model,
       paramCount: m.paramCount,
+      resumedFrom: this.resumedFrom ?? null,
       workers: this.workerList(),
       metrics: { step: m.lastStep ?? null, eval: m.lastEval ? { loss: m.lastEval.loss, accuracy: m.lastEval.accuracy, samples: m.lastEval.samples } : null },
-      counters: { staleDropped: m.staleDropped, duplicatesDropped: m.duplicatesDropped, invalidResults: m.invalidResults, badFrames: { ...this.badFrames } },
+      counters: {
+        staleDropped: m.staleDropped,
+        duplicatesDropped: m.duplicatesDropped,
+        invalidResults: m.invalidResults,
+        badResults: m.badResults,
+        reexecuted: m.reexecuted,
+        badFrames: { ...this.badFrames },
+      },
     };
   }
 
   // ---- transport ---------------------------------------------------------------------------
 
+  private defaultHandler(): RequestHandler {
+    return httpHandler({ '/api/run': () => this.runInfo() }, this.o.log);
+  }
+
+  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    if (this.o.token !== undefined && !checkToken(req, requestUrl(req), this.o.token).ok) {
+      const body = 'unauthorized: pass the run token as "Authorization: Bearer TOKEN" or "?token=TOKEN"\n';
+      res.writeHead(401, { 'content-type': 'text/plain; charset=utf-8', 'www-authenticate': 'Bearer realm="dptrain"', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+      return;
+    }
+    this.requestHandler(req, res);
+  }
+
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     const wss = this.wss;
-    if (WORKER_PATHS.includes(path) && wss && !this.closing) {
+    const reply = (status: string): void => {
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    };
+    socket.on('error', () => {});
+    if (this.closing || this.stopping) return reply('503 Service Unavailable');
+    if (WORKER_PATHS.includes(path) && wss) {
+      if (this.conns.size >= this.o.maxConnections) {
+        this.countBad('E_CONNECTIONS');
+        this.o.log(`refused a connection from ${req.socket.remoteAddress}: ${this.conns.size} open, maxConnections ${this.o.maxConnections}`);
+        return reply('503 Service Unavailable');
+      }
       wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
       return;
     }
-    if (!this.closing && this.upgradeHandlers.some((h) => h(req, socket, head))) return;
-    const reply = this.closing ? '503 Service Unavailable' : '404 Not Found';
-    socket.end(`HTTP/1.1 ${reply}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    if (this.o.token !== undefined && !checkToken(req, requestUrl(req), this.o.token).ok) return reply('401 Unauthorized');
+    if (this.upgradeHandlers.some((h) => h(req, socket, head))) return;
+    reply('404 Not Found');
   }
 
   private connected(ws: WebSocket, req: IncomingMessage): void {
@@ -272,74 +398,124 @@ export class Coordinator {
   private onFrame(c: Connection, data: RawData, isBinary: boolean): void {
     const bytes = Array.isArray(data) ? Buffer.concat(data) : data instanceof ArrayBuffer ? new Uint8Array(data) : data;
     c.received(bytes.byteLength);
-    if (c.phase === 'closed') return;
+    if (c.phase === 'closed') {
+      this.frames.ignored++;
+      return;
+    }
+    if (c.overRate(Date.now(), this.o.maxFramesPerSec)) {
+      this.countBad('E_RATE');
+      this.o.log(`worker ${c.id}: more than ${this.o.maxFramesPerSec} frames per second; closing`);
+      return c.fail('E_RATE', `more than ${this.o.maxFramesPerSec} frames per second`, 1008);
+    }
     if (!isBinary) return this.refuseFrame(c, new ProtocolError('E_DECODE', 'text frames are not accepted: dptrain frames are binary'));
-    let msg: Message;
-    try {
-      msg = decode(bytes, { paramCount: this.machine.paramCount, accept: WORKER_MESSAGE_TYPES });
-    } catch (e) {
-      return this.refuseFrame(c, e instanceof ProtocolError ? e : new ProtocolError('E_INTERNAL', String(e)));
+    const got = decodeWorkerFrame(bytes, this.machine.paramCount, this.maxPayload);
+    if (!got.ok) return this.refuseFrame(c, got.error);
+    if ('nonFinite' in got) {
+      if (c.phase !== 'ready') return this.refuseFrame(c, got.nonFinite);
+      this.o.log(`worker ${c.id}: ${got.nonFinite.message} (step ${got.msg.step}, node (${got.msg.nodeLo}, ${got.msg.nodeSize}))`);
     }
     if (c.phase !== 'hello') this.machine.touch(c.id, Date.now());
-    this.dispatch(c, msg);
+    if (this.dispatch(c, got.msg)) this.frames.ok++;
   }
 
-  private dispatch(c: Connection, msg: Message): void {
+  /** Handle a decoded message; false if it was refused (counted as a bad frame). */
+  private dispatch(c: Connection, msg: Message): boolean {
     const now = Date.now();
-    const wrongPhase = () => this.refuseFrame(c, new ProtocolError('E_STATE', `'${msg.type}' is not expected now (session is at '${c.phase}')`));
+    const wrongPhase = () => {
+      this.refuseFrame(c, new ProtocolError('E_STATE', `'${msg.type}' is not expected now (session is at '${c.phase}')`));
+      return false;
+    };
     switch (msg.type) {
       case 'hello': {
         if (c.phase !== 'hello') return wrongPhase();
+        const token = this.o.token;
+        if (token !== undefined && (msg.token === undefined || !tokensEqual(msg.token, token))) {
+          this.countBad('E_AUTH');
+          const why = msg.token === undefined ? 'this coordinator requires a token and the hello carried none' : 'wrong token';
+          this.refuse(c, { code: 'E_AUTH', message: `authentication failed: ${why}; pass the run's token (--token or DPTRAIN_TOKEN)`, closeCode: 4003 });
+          return false;
+        }
         const r = this.machine.workerJoined(c.id, { workerName: msg.workerName, host: msg.host, pid: msg.pid, kernels: msg.kernels }, now);
-        if ('refused' in r) return this.refuse(c, r.refused);
+        if ('refused' in r) {
+          this.refuse(c, r.refused);
+          return true;
+        }
         c.name = msg.workerName;
         c.host = msg.host || c.host;
         c.phase = 'loading';
         c.send({ type: 'welcome', ...r.welcome });
         this.o.log(`worker ${c.id} (${c.name} on ${c.host}, pid ${msg.pid}) joined; loading ${this.o.config.data}`);
-        return;
+        return true;
       }
       case 'ready': {
         if (c.phase !== 'loading') return wrongPhase();
         c.phase = 'ready';
         const refusal = this.machine.workerReady(c.id, msg.fingerprint, now);
-        if (refusal) return this.refuse(c, refusal);
-        this.o.log(`worker ${c.id} ready (data loaded in ${Math.round(msg.loadMs)} ms)`);
-        return;
-      }
-      case 'result': {
-        if (c.phase !== 'ready') return wrongPhase();
-        const v = this.machine.resultReceived(c.id, msg, now);
-        if (v.status === 'invalid') {
-          this.countBad('E_FIELD');
-          this.o.log(`worker ${c.id}: invalid result: ${v.reason}`);
-          c.fail('E_FIELD', `invalid result: ${v.reason}`, 4000);
+        if (refusal) {
+          this.refuse(c, refusal);
+          return true;
         }
-        return;
+        this.o.log(`worker ${c.id} ready (data loaded in ${Math.round(msg.loadMs)} ms)`);
+        return true;
       }
+      case 'result':
+        if (c.phase !== 'ready') return wrongPhase();
+        this.onResult(c, msg);
+        return true;
       case 'heartbeat':
-        return;
+        if (c.phase === 'hello') return wrongPhase();
+        return true;
       case 'error': {
-        this.o.log(`worker ${c.id} reports ${msg.code}: ${msg.message}`);
-        this.events.emit({ kind: 'error', code: msg.code, message: msg.message, workerId: c.id });
-        if (msg.fatal) c.close(1000, `worker error ${msg.code}`, false);
-        return;
+        if (c.phase === 'hello') return wrongPhase();
+        this.o.log(`worker ${c.id} reports ${msg.code}${msg.fatal ? ' (fatal)' : ''}: ${msg.message}`);
+        if (c.phase === 'ready') this.machine.workerError(c.id, msg.code, msg.message);
+        else this.events.emit({ kind: 'error', code: msg.code, message: msg.message, workerId: c.id });
+        if (msg.fatal) this.leave(c, `error ${msg.code}: ${msg.message}`);
+        return true;
       }
       case 'bye':
-        c.endReason = `bye: ${msg.reason}`;
-        c.close(1000, 'bye', false);
-        return;
+        this.leave(c, `bye: ${msg.reason}`);
+        return true;
       default:
         return wrongPhase();
     }
   }
 
+  private onResult(c: Connection, msg: ResultMessage): void {
+    const v = this.machine.resultReceived(c.id, msg, Date.now());
+    if (v.status === 'invalid') this.o.log(`worker ${c.id}: bad result: ${v.reason}`);
+  }
+
+  /** The worker ends its session (bye or a fatal error): close, and move its nodes on at once. */
+  private leave(c: Connection, reason: string): void {
+    c.endReason = reason;
+    c.close(1000, reason, false);
+    if (this.isMember(c.id) && !this.settled) {
+      this.o.log(`worker ${c.id} left: ${reason}`);
+      this.machine.workerLeft(c.id, reason);
+    }
+  }
+
+  private isMember(id: string): boolean {
+    return this.machine.workerInfos().some((w) => w.workerId === id);
+  }
+
   private onClose(c: Connection, code: number): void {
-    const known = this.machine.workerInfos().some((w) => w.workerId === c.id);
     const reason = c.endReason ?? `connection closed (code ${code})`;
     const dead = c.endReason === undefined ? true : c.endDead;
     c.phase = 'closed';
-    if (!known || this.settled) return;
+    this.conns.delete(c.id);
+    if (this.isMember(c.id)) {
+      this.gone.set(c.id, c);
+      for (const [id, old] of this.gone) {
+        if (this.gone.size <= KEEP_GONE) break;
+        this.framesOfForgotten += old.framesIn;
+        this.gone.delete(id);
+      }
+    } else this.framesOfForgotten += c.framesIn;
+    if (this.settled || !this.isMember(c.id)) return;
+    const before = this.machine.workerInfos().find((w) => w.workerId === c.id)?.state;
+    if (before === 'left' || before === 'dead') return;
     this.o.log(`worker ${c.id} ${dead ? 'lost' : 'left'}: ${reason}`);
     this.machine.workerLeft(c.id, reason, dead);
   }
@@ -388,7 +564,7 @@ export class Coordinator {
 
   private workerList() {
     return this.machine.workerInfos().map((w) => {
-      const c = this.conns.get(w.workerId);
+      const c = this.conns.get(w.workerId) ?? this.gone.get(w.workerId);
       return { ...w, bytesIn: c?.bytesIn ?? 0, bytesOut: c?.bytesOut ?? 0 };
     });
   }
@@ -416,6 +592,7 @@ export class Coordinator {
         this.events.emit(e);
       },
       log: (line) => this.o.log(line),
+      stepDone: (step) => this.periodicCheckpoint(step),
       runFinished: () => {
         this.finalizing = this.finalize().catch((err) => this.failRun(err instanceof Error ? err : new Error(String(err))));
       },
@@ -423,14 +600,24 @@ export class Coordinator {
     };
   }
 
+  /** After a step: a resume checkpoint every checkpointEvery steps / checkpointEverySec seconds (not at the last step: final.safetensors follows). */
+  private periodicCheckpoint(step: number): void {
+    if (step >= this.machine.totalSteps || step === this.lastCheckpoint.step) return;
+    const byStep = this.o.checkpointEvery > 0 && step % this.o.checkpointEvery === 0;
+    const bySec = this.o.checkpointEverySec > 0 && performance.now() - this.lastCheckpoint.at >= this.o.checkpointEverySec * 1000;
+    if (!byStep && !bySec) return;
+    this.checkpointNow().catch((e: Error) => {
+      this.o.log(`checkpoint of step ${step} failed: ${e.message}`);
+      this.events.emit({ kind: 'error', code: 'E_CHECKPOINT', message: `checkpoint of step ${step} failed: ${e.message}` });
+    });
+  }
+
   /** Write the final checkpoint, say bye to every worker (close 4004), resolve done(). */
   private async finalize(): Promise<void> {
     const m = this.machine;
     const bytes = m.checkpointBytes();
     const params = Float32Array.from(m.params);
-    await mkdir(this.o.checkpointDir, { recursive: true });
-    const path = join(this.o.checkpointDir, 'final.safetensors');
-    await writeFileAtomic(path, bytes);
+    const path = await this.store.saveFinal(bytes);
     const test = m.finalEval!;
     this.events.emit({ kind: 'checkpoint', step: m.step, path, bytes: bytes.length });
     const fin = (x: number) => (Number.isFinite(x) ? x : undefined);
@@ -451,13 +638,49 @@ export class Coordinator {
     });
   }
 
+  /**
+   * The run cannot go on: every worker gets the error (close 1011) and done() rejects.
+   * A bad result under nonFinitePolicy 'stop' (E_NONFINITE / E_WORKER) first gets a
+   * checkpoint of the last good state, named in the rejection.
+   */
   private failRun(err: Error): void {
     if (this.settled) return;
     this.settled = true;
     this.o.log(`run failed: ${err.message}`);
     const code = err instanceof DptrainError ? err.code : 'E_INTERNAL';
-    for (const c of this.conns.values()) c.fail(code, `run failed: ${err.message}`, 1011);
-    this.rejectDone(err);
+    // closed before the end: the workers may come back to a resumed run (1001); anything else is an error (1011)
+    for (const c of this.conns.values()) {
+      if (code === 'E_CLOSED') c.bye('coordinator closed', 1001);
+      else c.fail(code, `run failed: ${err.message}`, 1011);
+    }
+    if (code !== 'E_NONFINITE' && code !== 'E_WORKER') return this.rejectDone(err);
+    this.failing = this.checkpointNow().then(
+      (ck) => this.rejectDone(new DptrainError(code, `${err.message}; the last good state (step ${ck.step}) is in ${ck.path}`, { cause: err })),
+      (e: Error) => {
+        this.o.log(`checkpoint of the last good state failed: ${e.message}`);
+        this.rejectDone(err);
+      },
+    );
+  }
+
+  private async stopNow(reason: string): Promise<void> {
+    if (this.finalizing) await this.finalizing;
+    if (this.failing) await this.failing;
+    if (!this.settled && !this.closing) {
+      this.machine.stop(reason);
+      this.settled = true;
+      let where = '';
+      try {
+        const ck = await this.checkpointNow();
+        where = `; resume from ${ck.path}`;
+      } catch (e) {
+        this.o.log(`stop: the checkpoint failed: ${(e as Error).message}`);
+      }
+      for (const c of this.conns.values()) c.bye('coordinator stopping', 1001);
+      const m = this.machine;
+      this.rejectDone(new DptrainError('E_STOPPED', `run ${this.runId} stopped at step ${m.step} of ${m.totalSteps} (${reason})${where}`));
+    }
+    await this.close();
   }
 
   /** Wait (at most `ms`) for the close handshakes in flight, so bye and close frames reach the workers. */
@@ -473,7 +696,10 @@ export class Coordinator {
     if (!this.settled) {
       this.machine.abort(new DptrainError('E_CLOSED', `coordinator closed at step ${this.machine.step} of ${this.machine.totalSteps}, before the run finished`));
     }
+    if (this.failing) await this.failing;
     for (const c of this.conns.values()) c.bye('shutdown', 1001);
+    await this.store.idle();
+    this.observer?.unmount();
     const wss = this.wss;
     const http = this.http;
     if (wss) {
