@@ -22,17 +22,22 @@ export function applyUpdate(
   state: OptimizerState,
   step: number,
 ): UpdateInfo {
-  for (let i = 0; i < gradSum.length; i++) {
-    if (!Number.isFinite(gradSum[i])) throw new DptrainError('E_NONFINITE', `gradient element ${i} is ${gradSum[i]} at step ${step}; update refused`);
+  // one pass: refuse non-finite sums before anything changes, then mean and norm
+  const n = gradSum.length;
+  let sq = 0;
+  for (let i = 0; i < n; i++) {
+    const g = gradSum[i];
+    if (g - g !== 0) throw new DptrainError('E_NONFINITE', `gradient element ${i} is ${g} at step ${step}; update refused`);
   }
-  for (let i = 0; i < gradSum.length; i++) gradSum[i] = gradSum[i] / batchSize;
+  for (let i = 0; i < n; i++) {
+    const m = gradSum[i] / batchSize;
+    gradSum[i] = m;
+    const f = gradSum[i];
+    sq += f * f;
+  }
   let gradNorm: number;
   if (cfg.clipNorm !== undefined && cfg.clipNorm > 0) gradNorm = clipByGlobalNorm(gradSum, cfg.clipNorm);
-  else {
-    let s = 0;
-    for (let i = 0; i < gradSum.length; i++) s += gradSum[i] * gradSum[i];
-    gradNorm = Math.sqrt(s);
-  }
+  else gradNorm = Math.sqrt(sq);
   const lr = scheduledLr(cfg.lr, cfg.schedule, step);
   optimizerStep(cfg, params, gradSum, state, lr);
   return { lr, gradNorm };
