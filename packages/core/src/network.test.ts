@@ -133,3 +133,21 @@ describe('learning', () => {
     }
   });
 });
+
+describe('kernelsForModel', () => {
+  it('sizes wasm memory for a model larger than the default reservation, and trains with it', async () => {
+    const { kernelsForModel } = await import('./network.js');
+    const { wasmSupported } = await import('./kernels/index.js');
+    if (!wasmSupported()) throw new Error('this runtime lacks WebAssembly SIMD128; the wasm path cannot be tested');
+    // 2048-4096-2048-10: ~16.8M parameters, 134 MB of params + grads: over the default 64 MiB
+    const spec: ModelSpec = { inputSize: 2048, layers: [{ units: 4096, activation: 'relu' }, { units: 2048, activation: 'relu' }, { units: 10, activation: 'softmax' }], loss: 'softmax_cross_entropy' };
+    const k = kernelsForModel('wasm', spec, [2]);
+    const net = new Network(spec, { maxRows: 2, kernels: k });
+    net.input.fill(0.5);
+    net.target[3] = 1;
+    net.target[10 + 7] = 1;
+    const st = net.lossAndGrad(2);
+    expect(Number.isFinite(st.lossSum)).toBe(true);
+    expect(kernelsForModel('js', spec, [2]).name).toBe('js');
+  });
+});

@@ -1,4 +1,4 @@
-import { type Kernels, getKernels } from './kernels/index.js';
+import { type KernelName, type Kernels, createWasmKernels, getKernels } from './kernels/index.js';
 import { type Activation, type ModelSpec, type ParamLayout, paramLayout, validateModelSpec } from './spec.js';
 import { Rng, deriveSeed } from './rng.js';
 import { ShapeError } from './errors.js';
@@ -326,4 +326,29 @@ function fillDropoutMask(mask: Float32Array, rows: number, n: number, p: number,
     const o = r * n;
     for (let j = 0; j < n; j++) mask[o + j] = rng.nextFloat() < p ? 0 : scale;
   }
+}
+
+/** Bytes a Network's buffers take in kernel memory for up to maxRows rows. */
+export function networkBytes(spec: ModelSpec, maxRows: number): number {
+  const layout = paramLayout(spec);
+  const sizes = [spec.inputSize, ...spec.layers.map((l) => l.units)];
+  let floats = 2 * layout.total + maxRows * (spec.inputSize + sizes[sizes.length - 1]);
+  spec.layers.forEach((l) => {
+    floats += maxRows * l.units * ((l.dropout ?? 0) > 0 ? 4 : 3);
+  });
+  return floats * 4;
+}
+
+/**
+ * Kernels sized for networks of this spec with the given row counts: 'js' is shared;
+ * 'wasm' gets its own memory, large enough for the networks' buffers plus the packing
+ * scratch of the largest layer (its weights and a block of rows, twice over).
+ */
+export function kernelsForModel(name: KernelName, spec: ModelSpec, maxRows: number[]): Kernels {
+  if (name !== 'wasm') return getKernels(name);
+  const sizes = [spec.inputSize, ...spec.layers.map((l) => l.units)];
+  let largest = 0;
+  for (let i = 1; i < sizes.length; i++) largest = Math.max(largest, (sizes[i] + Math.max(...maxRows)) * (sizes[i - 1] + 8));
+  const bytes = maxRows.reduce((s, r) => s + networkBytes(spec, r) + 256, 0) + 2 * 4 * largest + (8 << 20);
+  return createWasmKernels({ memoryMiB: Math.max(16, Math.min(2048, Math.ceil(bytes / (1 << 20)))) });
 }

@@ -34,6 +34,18 @@ describe('train (single process)', () => {
     for (let i = 0; i < a.params.length; i++) expect(a.params[i]).toBeCloseTo(b.params[i], 4);
   });
 
+  it('the wasm kernels train to the same accuracy, are deterministic, and differ from js only in low bits', () => {
+    const data = splitDataset(blobs(256, { seed: 1, centers: 3 }), { testFraction: 0.25, shuffle: true, seed: 1 });
+    const spec: ModelSpec = { inputSize: 2, layers: [{ units: 16, activation: 'relu' }, { units: 3, activation: 'softmax' }], loss: 'softmax_cross_entropy' };
+    const base = { spec, data, optimizer: { name: 'sgd' as const, lr: 0.1 }, batchSize: 64, leafSize: 16, steps: 30, seed: 2 };
+    const w1 = train({ ...base, kernel: 'wasm' });
+    const w2 = train({ ...base, kernel: 'wasm' });
+    const j = train({ ...base, kernel: 'js' });
+    expect(Array.from(w2.params)).toEqual(Array.from(w1.params));
+    for (let i = 0; i < j.params.length; i++) expect(w1.params[i]).toBeCloseTo(j.params[i], 4);
+    expect(Math.abs(w1.test.accuracy - j.test.accuracy)).toBeLessThan(0.05);
+  });
+
   it('early stopping stops and restores the best weights', () => {
     const data = splitDataset(blobs(200, { seed: 4, centers: 2, spread: 0.3 }), { testFraction: 0.25, shuffle: true, seed: 1 });
     const spec: ModelSpec = { inputSize: 2, layers: [{ units: 2, activation: 'softmax' }], loss: 'softmax_cross_entropy' };

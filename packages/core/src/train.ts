@@ -2,10 +2,10 @@ import { type Dataset, type DatasetSplit, EpochSampler, splitDataset } from './d
 import { EarlyStopping } from './early-stopping.js';
 import { ConfigError } from './errors.js';
 import { initParams } from './init.js';
-import { type KernelName, getKernels } from './kernels/index.js';
+import type { KernelName } from './kernels/index.js';
 import { LeafComputer } from './leaf.js';
 import { type EvalResult, evaluate } from './metrics.js';
-import { Network } from './network.js';
+import { Network, kernelsForModel } from './network.js';
 import { type OptimizerConfig, type OptimizerState, createOptimizerState, validateOptimizerConfig } from './optim/index.js';
 import { deriveSeed } from './rng.js';
 import { type ModelSpec, validateModelSpec } from './spec.js';
@@ -106,7 +106,6 @@ export function train(opts: TrainOptions): TrainResult {
   if (opts.steps !== undefined) posInt('steps', opts.steps);
   const evalEvery = opts.evalEvery ?? 0;
   if (!Number.isInteger(evalEvery) || evalEvery < 0) throw new ConfigError('evalEvery', `expected an integer >= 0, got ${evalEvery}`);
-  const kernels = getKernels(opts.kernel ?? 'js');
   const seeds = runSeeds(seed);
 
   let trainSet: Dataset = opts.data.train;
@@ -120,6 +119,7 @@ export function train(opts: TrainOptions): TrainResult {
   }
   if (batchSize > trainSet.n) throw new ConfigError('batchSize', `must be at most the training set size (${trainSet.n}), got ${batchSize}`);
 
+  const kernels = kernelsForModel(opts.kernel ?? 'js', spec, [leafSize, 256]);
   const computer = new LeafComputer(spec, trainSet, { leafSize, seed: seeds.dropout, kernels });
   const evalNet = new Network(spec, { maxRows: 256, kernels });
   const P = computer.paramCount;
