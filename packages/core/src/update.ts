@@ -1,4 +1,4 @@
-import { type OptimizerConfig, type OptimizerState, clipByGlobalNorm, optimizerStep } from './optim/index.js';
+import { type OptimizerConfig, type OptimizerState, clipByGlobalNorm, firstNonFinite, optimizerStep } from './optim/index.js';
 import { scheduledLr } from './schedule.js';
 import { DptrainError } from './errors.js';
 
@@ -25,10 +25,8 @@ export function applyUpdate(
   // one pass: refuse non-finite sums before anything changes, then mean and norm
   const n = gradSum.length;
   let sq = 0;
-  for (let i = 0; i < n; i++) {
-    const g = gradSum[i];
-    if (g - g !== 0) throw new DptrainError('E_NONFINITE', `gradient element ${i} is ${g} at step ${step}; update refused`);
-  }
+  const bad = firstNonFinite(gradSum);
+  if (bad >= 0) throw new DptrainError('E_NONFINITE', `gradient element ${bad} is ${gradSum[bad]} at step ${step}; update refused`);
   for (let i = 0; i < n; i++) {
     const m = gradSum[i] / batchSize;
     gradSum[i] = m;

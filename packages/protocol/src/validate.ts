@@ -44,9 +44,20 @@ const isPow2 = (n: number) => n >= 1 && n <= 2 ** 31 && (n & (n - 1)) === 0;
 /** Index of the first NaN or ±Infinity in `a`, or -1. */
 export function findNonFinite(a: Float32Array): number {
   // Fast pass: x * 0 is ±0 for finite x and NaN otherwise, and NaN sticks in the sum.
-  let acc = 0;
-  for (let i = 0; i < a.length; i++) acc += a[i] * 0;
-  if (acc === 0) return -1;
+  // Four independent accumulators let the CPU overlap the additions.
+  let a0 = 0;
+  let a1 = 0;
+  let a2 = 0;
+  let a3 = 0;
+  const n4 = a.length & ~3;
+  for (let i = 0; i < n4; i += 4) {
+    a0 += a[i] * 0;
+    a1 += a[i + 1] * 0;
+    a2 += a[i + 2] * 0;
+    a3 += a[i + 3] * 0;
+  }
+  for (let i = n4; i < a.length; i++) a0 += a[i] * 0;
+  if (a0 + a1 + a2 + a3 === 0) return -1;
   for (let i = 0; i < a.length; i++) {
     const x = a[i];
     if (x - x !== 0) return i;
