@@ -8,7 +8,8 @@ const int = () => z.number().int();
  * The JSON config file of `dptrain train` / `dptrain coordinator` (`--config FILE`): the same
  * settings as the flags, in camelCase. `model` is a shorthand ("784-128-10"), a path to a
  * ModelSpec JSON file, or a ModelSpec object; `optimizer` is a name or a full optimizer
- * config object (schedule, betas, clipNorm...). Unknown keys are errors. Ranges are checked
+ * config object (schedule, betas, clipNorm...); `stepTimeout` is in milliseconds and `dashboard:
+ * false` is --no-dashboard. Unknown keys are errors. Ranges are checked
  * afterwards by core's validateRunConfig, so messages are the same as for flags.
  */
 export const ConfigFileSchema = z
@@ -37,6 +38,19 @@ export const ConfigFileSchema = z
     host: z.string(),
     checkpointDir: z.string(),
     init: z.string(),
+    // fault tolerance, security, observability (see run-flags.ts addServeOptions)
+    checkpointEvery: int(),
+    checkpointEverySec: z.number(),
+    resume: z.string(),
+    token: z.string(),
+    allowInsecure: z.boolean(),
+    tlsCert: z.string(),
+    tlsKey: z.string(),
+    nonFinite: z.enum(['stop', 'skip']),
+    maxRetries: int(),
+    /** Step deadline, ms. */
+    stepTimeout: int(),
+    dashboard: z.boolean(),
   })
   .partial()
   .strict();

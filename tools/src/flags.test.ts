@@ -16,6 +16,9 @@ test('setting keys map to flags and core fields to setting keys', () => {
   expect(flagOf('batchSize')).toBe('--batch-size');
   expect(flagOf('weightDecay')).toBe('--weight-decay');
   expect(flagOf('shuffle')).toBe('--no-shuffle');
+  expect(flagOf('stepTimeout')).toBe('--step-timeout');
+  expect(flagOf('checkpointEverySec')).toBe('--checkpoint-every-sec');
+  expect(flagOf('dashboard')).toBe('--no-dashboard');
   expect(settingOf('optimizer.lr')).toBe('lr');
   expect(settingOf('optimizer.beta1')).toBe('optimizer');
   expect(settingOf('model.layers[0].units')).toBe('model');

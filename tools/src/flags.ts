@@ -23,6 +23,17 @@ const FLAGS: Record<string, string> = {
   host: '--host',
   checkpointDir: '--checkpoint-dir',
   init: '--init',
+  checkpointEvery: '--checkpoint-every',
+  checkpointEverySec: '--checkpoint-every-sec',
+  resume: '--resume',
+  token: '--token',
+  allowInsecure: '--allow-insecure',
+  tlsCert: '--tls-cert',
+  tlsKey: '--tls-key',
+  nonFinite: '--non-finite',
+  maxRetries: '--max-retries',
+  stepTimeout: '--step-timeout',
+  dashboard: '--no-dashboard',
 };
 
 /** The flag of a setting key ('batchSize' → '--batch-size'). */

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, DptrainError } from '@dptrain/core';
 import { Command, CommanderError } from 'commander';
+import { benchCommand } from './commands/bench.js';
 import { coordinatorCommand } from './commands/coordinator.js';
 import { evalCommand } from './commands/eval.js';
 import { trainCommand } from './commands/train.js';
@@ -24,7 +25,7 @@ export function buildProgram(): Command {
     .version(version())
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)');
-  for (const c of [trainCommand(), coordinatorCommand(), workerCommand(), evalCommand()]) {
+  for (const c of [trainCommand(), coordinatorCommand(), workerCommand(), evalCommand(), benchCommand()]) {
     c.exitOverride().showHelpAfterError('(run with --help for usage)');
     program.addCommand(c);
   }

@@ -42,6 +42,31 @@ test('json mode writes only JSON objects to stdout; info lines go to stderr', ()
   expect(err.lines()).toEqual(['hello people']);
 });
 
+test('the dashboard address and an interruption: lines on stderr, JSON lines in json mode', () => {
+  const out = sink();
+  const err = sink();
+  const p = new Progress({ mode: 'json', totalSteps: 9, out: out.stream, err: err.stream });
+  p.dashboard('http://127.0.0.1:5/', true);
+  const resume = { resume: 'dptrain train --resume runs/r', resumeArgs: ['train', '--resume', 'runs/r'] };
+  p.interrupted({ signal: 'SIGINT', step: 4, totalSteps: 9, checkpoint: 'runs/r/latest.safetensors', ...resume });
+  expect(out.lines().map((l) => JSON.parse(l))).toEqual([
+    { kind: 'dashboard', url: 'http://127.0.0.1:5/' },
+    { kind: 'interrupted', signal: 'SIGINT', step: 4, totalSteps: 9, checkpoint: 'runs/r/latest.safetensors', ...resume },
+  ]);
+  expect(err.lines()).toEqual([
+    'dashboard: http://127.0.0.1:5/',
+    '  (it asks for the run token once: add ?token=TOKEN to that address)',
+    'interrupted by SIGINT at step 4 of 9',
+    'checkpoint: runs/r/latest.safetensors',
+    'resume with: dptrain train --resume runs/r',
+  ]);
+  const plainOut = sink();
+  const plainErr = sink();
+  new Progress({ mode: 'plain', totalSteps: 9, out: plainOut.stream, err: plainErr.stream }).dashboard('https://h:1/');
+  expect(plainOut.lines()).toEqual([]);
+  expect(plainErr.lines()).toEqual(['dashboard: https://h:1/']);
+});
+
 test('formatSeconds', () => {
   expect(formatSeconds(5.4)).toBe('5s');
   expect(formatSeconds(65)).toBe('1m05s');

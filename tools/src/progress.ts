@@ -33,6 +33,20 @@ export interface RunSummaryLine {
   workers: number;
 }
 
+/** A run stopped by a signal (see Progress.interrupted). */
+export interface InterruptedLine {
+  signal: string;
+  /** The last completed step (the checkpoint holds it). */
+  step: number;
+  totalSteps: number;
+  /** The resume checkpoint written, if any. */
+  checkpoint: string | undefined;
+  /** The command line that continues the run, for people. */
+  resume: string;
+  /** The same as arguments of `dptrain`, for machines. */
+  resumeArgs: string[];
+}
+
 export interface ProgressOptions {
   mode: ProgressMode;
   totalSteps: number;
@@ -99,6 +113,25 @@ export class Progress {
   listening(url: string, extra: Record<string, unknown> = {}): void {
     if (this.opts.mode === 'json') this.json({ kind: 'listening', url, ...extra });
     else this.info(`coordinator listening on ${url}`);
+  }
+
+  /** Where the dashboard is: a line on stderr, and a JSON line {kind: 'dashboard', url} in json mode. */
+  dashboard(url: string, tokenRequired = false): void {
+    this.log(`dashboard: ${url}`);
+    if (tokenRequired) this.log('  (it asks for the run token once: add ?token=TOKEN to that address)');
+    if (this.opts.mode === 'json') this.json({ kind: 'dashboard', url });
+  }
+
+  /**
+   * The run was stopped by a signal: where its checkpoint is and the command that resumes
+   * it (stderr; also a JSON line {kind: 'interrupted', ...} in json mode).
+   */
+  interrupted(i: InterruptedLine): void {
+    this.stop();
+    this.log(`interrupted by ${i.signal} at step ${i.step} of ${i.totalSteps}`);
+    this.log(i.checkpoint ? `checkpoint: ${i.checkpoint}` : 'no checkpoint could be written (see the messages above)');
+    if (i.checkpoint) this.log(`resume with: ${i.resume}`);
+    if (this.opts.mode === 'json') this.json({ kind: 'interrupted', ...i });
   }
 
   step(e: StepLine): void {

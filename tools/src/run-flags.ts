@@ -54,3 +54,24 @@ export function addRunOptions(cmd: Command, kind: RunCommandKind): Command {
     .option('--verbose', "also print the local workers' log lines (stderr)");
 }
 
+/**
+ * Add the flags of a served run (`train` and `coordinator`, not `bench`): periodic
+ * checkpoints and resume, authentication and TLS, the non-finite policy and the step
+ * deadline, the dashboard. Unset means "not given" here too.
+ */
+export function addServeOptions(cmd: Command, kind: RunCommandKind): Command {
+  const local = kind === 'train' ? ' (given to the local workers through their environment)' : '';
+  return cmd
+    .option('--checkpoint-every <n>', 'write a resume checkpoint (latest.safetensors) every N steps (default 0: never)')
+    .option('--checkpoint-every-sec <s>', 'write a resume checkpoint at the first step at least S seconds after the last one (default 0: never)')
+    .option('--resume <path>', 'continue the run of this checkpoint: a file or a run directory (latest, else previous, else final.safetensors); unset settings default to the checkpoint\'s; not with --init')
+    .option('--token <secret>', `shared secret the workers must present (default: $DPTRAIN_TOKEN); required on a non-loopback --host${local}`)
+    .option('--allow-insecure', 'listen on a non-loopback --host without a token')
+    .option('--tls-cert <file>', 'serve wss:// and https:// with this certificate (PEM); needs --tls-key')
+    .option('--tls-key <file>', 'the private key of --tls-cert (PEM)')
+    .option('--non-finite <policy>', 'a NaN/Inf result or a worker error: stop (default: checkpoint the last good state and exit 1) | skip (recompute it elsewhere)')
+    .option('--max-retries <n>', 'with --non-finite skip: bad results one node may have before the run stops anyway (default 3)')
+    .option('--step-timeout <ms>', "re-execute a worker's leaves elsewhere when it is this late (default: max(10 s, 5 × the median step time))")
+    .option('--no-dashboard', 'do not serve the dashboard (and /api/run, /metrics, /events) on the run\'s port');
+}
+

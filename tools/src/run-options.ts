@@ -1,8 +1,11 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isLoopback, loadResumeCheckpoint } from '@dptrain/coordinator';
 import {
+  CheckpointError,
   ConfigError,
+  DataError,
   type ModelSpec,
   OPTIMIZER_NAMES,
   type OptimizerName,
@@ -17,7 +20,9 @@ import type { Command } from 'commander';
 import { type FileConfig, readConfigFile } from './config-file.js';
 import { type LoadedDataset, loadDataset } from './data/index.js';
 import { flagOf, intFlag, numFlag, renameConfigError } from './flags.js';
+import { resumeDir, resumeSettings } from './resume-settings.js';
 import { CLI_DEFAULTS, DEFAULT_LR, type RunCommandKind } from './run-flags.js';
+import { type ServePlan, TOKEN_ENV, resolveServePlan, serveFlagSettings } from './serve-options.js';
 
 /** Everything a run command needs, resolved and validated. */
 export interface RunPlan {
@@ -37,6 +42,8 @@ export interface RunPlan {
   verbose: boolean;
   /** Updates the run will make. */
   totalSteps: number;
+  /** Checkpoints, resume, auth, TLS, the non-finite policy, the step deadline, the dashboard. */
+  serve: ServePlan;
 }
 
 type Settings = FileConfig & { json?: boolean };
@@ -64,6 +71,7 @@ function flagSettings(cmd: Command): { s: Settings; given: Set<string> } {
   }
   for (const k of ['host', 'checkpointDir', 'init'] as const) if (has(k)) s[k] = o[k];
   if (o.json) s.json = true;
+  Object.assign(s, serveFlagSettings(cmd, given));
   return { s, given };
 }
 
@@ -122,18 +130,25 @@ function checkInt(key: string, v: number, lo: number, hi: number, why = ''): num
 }
 
 /**
- * Resolve the flags and the config file of a run command into a RunPlan: config file, then
- * flags over it, then CLI defaults; validated by core's validateRunConfig; data loaded; model
- * checked against the data; the --init checkpoint checked against the model. Every problem is
- * a ConfigError naming the flag (or the config file key) and the allowed range.
+ * Resolve the flags and the config file of a run command into a RunPlan: the settings of the
+ * --resume checkpoint (if any), then the config file, then flags over them, then CLI
+ * defaults; validated by core's validateRunConfig; the serve settings (checkpoints, token,
+ * TLS files read, policies) checked; data loaded (a missing or malformed file is bad input);
+ * model checked against the data; the --init checkpoint checked against the model; the
+ * --resume checkpoint verified against the run before anything is written. Every problem
+ * is a ConfigError naming the flag (or the config file key) and the allowed range.
  */
 export async function resolveRunPlan(cmd: Command, kind: RunCommandKind, load: (ref: string) => Promise<LoadedDataset> = loadDataset): Promise<RunPlan> {
   const { s: flags, given } = flagSettings(cmd);
   const configPath: string | undefined = cmd.getOptionValueSource('config') === 'cli' ? cmd.opts().config : undefined;
   const file = configPath !== undefined ? await readConfigFile(configPath) : {};
-  const s: Settings = { ...file, ...flags };
   const fileKeys = new Set(Object.keys(file));
   try {
+    // a resumed run takes the settings the checkpoint was trained with, unless told otherwise
+    const resume = flags.resume ?? file.resume;
+    const stored = resume !== undefined && resume !== '' ? await resumeSettings(resume) : {};
+    const s: Settings = { ...stored, ...file, ...flags };
+    const serve = await resolveServePlan(s, given.has('token'), process.env[TOKEN_ENV]);
     // validate everything that does not need the data first, so bad flags fail fast
     const placeholder = await modelOf(s.model, '784-128-10');
     let config = runConfigOf(s, placeholder);
@@ -142,12 +157,13 @@ export async function resolveRunPlan(cmd: Command, kind: RunCommandKind, load: (
     const port = checkInt('port', s.port ?? CLI_DEFAULTS.port, 0, 65535);
     const host = s.host ?? CLI_DEFAULTS.host;
     if (host.length === 0) throw new ConfigError('host', 'expected a host name or address');
+    checkServe(serve, kind === 'train' && workers === 0, host, s.init !== undefined);
     const L = leafCount(config.batchSize, config.leafSize);
     const why = ` (a batch of ${config.batchSize} has ${L} leaves of ${config.leafSize}; a worker needs at least one leaf)`;
     if (kind === 'train') checkInt('workers', workers, 0, Math.min(256, L), why);
     else checkInt('minWorkers', minWorkers, 1, Math.min(256, L), why);
 
-    const data = await load(config.data);
+    const data = await loadData(load, config.data);
     const { train } = data.split;
     if (s.model === undefined) config = runConfigOf(s, parseModelShorthand(`${train.inputSize}-${CLI_DEFAULTS.hidden}-${train.outputSize}`));
     else config = runConfigOf(s, placeholder);
@@ -159,13 +175,55 @@ export async function resolveRunPlan(cmd: Command, kind: RunCommandKind, load: (
     if (config.batchSize > train.n) throw new ConfigError('batchSize', `expected an integer in [1, ${train.n}] (the training set size), got ${config.batchSize}`);
     const totalSteps = config.steps ?? config.epochs * Math.ceil(train.n / config.batchSize);
     const runName = runNameOf(config);
-    let checkpointDir = s.checkpointDir ?? join('runs', runName);
-    if (s.checkpointDir === undefined) for (let i = 2; existsSync(checkpointDir); i++) checkpointDir = join('runs', `${runName}-${i}`);
-    const plan: RunPlan = { config, data, workers, minWorkers, host, port, runName, checkpointDir, json: s.json === true, verbose: cmd.opts().verbose === true, totalSteps };
+    let checkpointDir = s.checkpointDir ?? (serve.resumeFrom !== undefined ? resumeDir(serve.resumeFrom) : join('runs', runName));
+    if (s.checkpointDir === undefined && serve.resumeFrom === undefined) for (let i = 2; existsSync(checkpointDir); i++) checkpointDir = join('runs', `${runName}-${i}`);
+    const plan: RunPlan = { config, data, workers, minWorkers, host, port, runName, checkpointDir, json: s.json === true, verbose: cmd.opts().verbose === true, totalSteps, serve };
     if (s.init !== undefined) plan.initParams = await readInitParams(s.init, config.model);
+    if (serve.resumeFrom !== undefined) checkResume(serve.resumeFrom, config, train.n);
     return plan;
   } catch (e) {
     throw e instanceof ConfigError ? renameConfigError(e, given, fileKeys, configPath) : e;
+  }
+}
+
+/** Checks of the serve settings against the rest of the run (ConfigErrors on setting keys). */
+function checkServe(serve: ServePlan, inProcess: boolean, host: string, init: boolean): void {
+  if (serve.resumeFrom !== undefined && init) throw new ConfigError('resume', 'cannot be combined with --init: a resumed run continues from its checkpoint');
+  if (inProcess) {
+    // nothing listens; core's train() writes final.safetensors only
+    if (serve.resumeFrom !== undefined) throw new ConfigError('resume', 'needs a coordinated run: use --workers 1 or more (--workers 0 trains in this process and cannot resume)');
+    for (const k of ['checkpointEvery', 'checkpointEverySec'] as const) {
+      if (serve[k] > 0) throw new ConfigError(k, `needs a coordinated run: use --workers 1 or more (--workers 0 writes only final.safetensors), got ${serve[k]}`);
+    }
+    return;
+  }
+  if (serve.token === undefined && !serve.allowInsecure && !isLoopback(host)) {
+    throw new ConfigError(
+      'token',
+      `required when --host is not a loopback address (got ${host}): anyone who can reach it could join the run; pass --token SECRET or set ${TOKEN_ENV} (or --allow-insecure)`,
+    );
+  }
+}
+
+/** Load the dataset; a missing or malformed data file is bad input (a ConfigError on `data`), not a failure. */
+async function loadData(load: (ref: string) => Promise<LoadedDataset>, ref: string): Promise<LoadedDataset> {
+  try {
+    return await load(ref);
+  } catch (e) {
+    if (e instanceof DataError) throw new ConfigError('data', e.message);
+    throw e;
+  }
+}
+
+/** Verify the checkpoint to resume from against this run before anything is written; errors are ConfigErrors on `resume`. */
+function checkResume(path: string, config: RunConfig, trainN: number): void {
+  try {
+    loadResumeCheckpoint(path, config, trainN);
+  } catch (e) {
+    if (e instanceof ConfigError || e instanceof CheckpointError) {
+      throw new ConfigError('resume', e.message.replace(/^resumeFrom: /, ''));
+    }
+    throw e;
   }
 }
 

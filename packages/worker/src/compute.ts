@@ -1,5 +1,6 @@
-import { type Dataset, DptrainError, LeafComputer, alignedNodes, getKernels, runSeeds } from '@dptrain/core';
+import { type Dataset, DptrainError, LeafComputer, alignedNodes, firstNonFinite, getKernels, runSeeds } from '@dptrain/core';
 import { ResultFrame, type TaskMessage, type WelcomeMessage } from '@dptrain/protocol';
+import type { FaultInjector } from './test-fault.js';
 
 /** One encoded result frame, with what it reports (for logs and summaries). */
 export interface NodeResult {
@@ -24,7 +25,14 @@ export class TaskRunner {
   private held: number | undefined;
   private readonly pool: ResultFrame[] = [];
 
-  constructor(welcome: Pick<WelcomeMessage, 'model' | 'run' | 'paramCount'>, train: Dataset) {
+  /**
+   * `fault` is the test-only fault hook (see test-fault.ts); absent in real runs.
+   */
+  constructor(
+    welcome: Pick<WelcomeMessage, 'model' | 'run' | 'paramCount'>,
+    train: Dataset,
+    private readonly fault?: FaultInjector,
+  ) {
     const kernels = getKernels(welcome.run.kernel);
     this.computer = new LeafComputer(welcome.model, train, { leafSize: welcome.run.leafSize, seed: runSeeds(welcome.run.seed).dropout, kernels });
     this.paramCount = this.computer.paramCount;
@@ -45,7 +53,9 @@ export class TaskRunner {
 
   /**
    * Compute the canonical nodes of the task's leaf range, one encoded result frame per
-   * node, in leaf order. Throws E_STATE when the task needs a version this worker lacks.
+   * node, in leaf order. Throws E_STATE when the task needs a version this worker lacks,
+   * and E_NONFINITE (a DptrainError naming the step, the node and the first bad value)
+   * instead of yielding a node whose loss or gradient holds NaN or ±Infinity.
    */
   *run(task: TaskMessage): Generator<NodeResult> {
     if (this.held !== task.version) {
@@ -57,6 +67,12 @@ export class TaskRunner {
       const t0 = performance.now();
       const st = this.computer.computeNode(batch, node, rf.grad);
       const computeMs = performance.now() - t0;
+      this.fault?.corruptGradient(task.step, rf.grad);
+      const bad = nonFinite(st.lossSum, rf.grad);
+      if (bad !== undefined) {
+        if (this.pool.length < 4) this.pool.push(rf);
+        throw new DptrainError('E_NONFINITE', `step ${task.step}, node (${node.lo}, ${node.size}): ${bad}`);
+      }
       const frame = rf.finish({ step: task.step, nodeLo: node.lo, nodeSize: node.size, samples: st.samples, lossSum: st.lossSum, correct: st.correct, computeMs });
       let released = false;
       const release = () => {
@@ -66,4 +82,12 @@ export class TaskRunner {
       yield { frame, nodeLo: node.lo, nodeSize: node.size, samples: st.samples, computeMs, release };
     }
   }
+}
+
+/** What is not finite in a node's loss sum or gradient (undefined if all is finite). */
+function nonFinite(lossSum: number, grad: Float32Array): string | undefined {
+  const i = firstNonFinite(grad);
+  if (i >= 0) return `gradient[${i}] is ${grad[i]}`;
+  if (!Number.isFinite(lossSum)) return `the loss sum is ${lossSum}`;
+  return undefined;
 }

@@ -6,3 +6,5 @@ export { TaskRunner } from './compute.js';
 export type { NodeResult } from './compute.js';
 export { DataCache, nodeFingerprint } from './data-cache.js';
 export type { LoadedData } from './data-cache.js';
+export { FaultInjector, TEST_FAULT_ENV, parseTestFault } from './test-fault.js';
+export type { TestFault } from './test-fault.js';

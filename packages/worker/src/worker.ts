@@ -17,11 +17,13 @@ import {
   encode,
   maxFrameBytes,
   toErrorMessage,
+  truncateUtf8,
 } from '@dptrain/protocol';
 import WebSocket from 'ws';
 import { Backoff, type ReconnectOptions, validateReconnect } from './backoff.js';
 import { DataCache } from './data-cache.js';
 import { TaskRunner } from './compute.js';
+import { FaultInjector, type TestFault } from './test-fault.js';
 
 export interface WorkerOptions {
   /** Coordinator address, ws://host:port. */
@@ -34,6 +36,10 @@ export interface WorkerOptions {
   loadData: (ref: string) => Promise<DatasetSplit>;
   reconnect?: ReconnectOptions;
   log?: (line: string) => void;
+  /** Trust this CA certificate (PEM) for wss:// instead of the system's (e.g. the coordinator's self-signed certificate). */
+  ca?: string | Buffer;
+  /** TEST-ONLY fault hook (see test-fault.ts): inert unless given. */
+  testFault?: TestFault;
 }
 
 /** What a worker did, returned when the run is over or the worker was closed. */
@@ -70,6 +76,8 @@ const FATAL_CLOSE: Record<number, string> = {
   [CLOSE_CODES.AUTH_FAILED]: 'E_AUTH',
   [CLOSE_CODES.NOT_NEEDED]: 'E_NOT_NEEDED',
   [CLOSE_CODES.TOO_BIG]: 'E_TOO_LARGE',
+  // the coordinator's run failed (or it hit an internal error): there is nothing to rejoin
+  1011: 'E_RUN_FAILED',
 };
 
 /** Kernel names this runtime can run: core's availableKernels() when it exists, else ['js']. */
@@ -84,7 +92,8 @@ function kernelNames(): string[] {
  * resolves when the run is over (or close() was called) and rejects on a fatal error.
  */
 export class Worker {
-  private readonly opts: Required<Omit<WorkerOptions, 'token' | 'reconnect'>> & { token?: string };
+  private readonly opts: Required<Omit<WorkerOptions, 'token' | 'reconnect' | 'ca' | 'testFault'>> & { token?: string; ca?: string | Buffer };
+  private readonly fault: FaultInjector | undefined;
   private readonly backoff: Backoff;
   private readonly data: DataCache;
   private readonly summary: WorkerSummary = { reason: '', tasks: 0, results: 0, samples: 0, computeMs: 0, connections: 0 };
@@ -100,7 +109,9 @@ export class Worker {
     if (typeof name !== 'string' || name.length < 1 || Buffer.byteLength(name) > LIMITS.workerName) {
       throw new ConfigError('name', `expected 1 to ${LIMITS.workerName} bytes, got ${JSON.stringify(name)}`);
     }
-    this.opts = { url: opts.url, name, token: opts.token, loadData: opts.loadData, log: opts.log ?? (() => {}) };
+    if (opts.ca !== undefined && typeof opts.ca !== 'string' && !Buffer.isBuffer(opts.ca)) throw new ConfigError('ca', 'expected PEM text (a string or a Buffer)');
+    this.opts = { url: opts.url, name, token: opts.token, ca: opts.ca, loadData: opts.loadData, log: opts.log ?? (() => {}) };
+    this.fault = opts.testFault ? new FaultInjector(opts.testFault, name) : undefined;
     this.backoff = new Backoff(validateReconnect(opts.reconnect, process.pid >>> 0));
     this.data = new DataCache(opts.loadData);
   }
@@ -111,15 +122,18 @@ export class Worker {
     return this.running;
   }
 
-  /** Say bye and disconnect; start() then resolves with reason 'closed'. Safe to call twice. */
-  close(): void {
+  /**
+   * Say bye (the coordinator moves this worker's leaves on at once) and disconnect;
+   * start() then resolves with reason 'closed'. Safe to call twice.
+   */
+  close(reason = 'worker closed'): void {
     if (this.closed) return;
     this.closed = true;
     this.wake?.();
     const ws = this.ws;
     if (ws && ws.readyState === WebSocket.OPEN) {
-      this.send(ws, { type: 'bye', reason: 'worker closed' });
-      ws.close(CLOSE_CODES.NORMAL, 'worker closed');
+      this.send(ws, { type: 'bye', reason: truncate(reason) });
+      ws.close(CLOSE_CODES.NORMAL, truncate(reason));
     } else if (ws && ws.readyState === WebSocket.CONNECTING) ws.terminate();
   }
 
@@ -158,9 +172,9 @@ export class Worker {
 
   /** One connection, from connect to close. Never rejects. */
   private session(): Promise<SessionEnd> {
-    const { url, name, token, log } = this.opts;
+    const { url, name, token, ca, log } = this.opts;
     return new Promise<SessionEnd>((resolve) => {
-      const ws = new WebSocket(url, { maxPayload: maxFrameBytes(LIMITS.maxParamCount, 0), perMessageDeflate: false });
+      const ws = new WebSocket(url, { maxPayload: maxFrameBytes(LIMITS.maxParamCount, 0), perMessageDeflate: false, ...(ca !== undefined ? { ca } : {}) });
       this.ws = ws;
       let welcome: WelcomeMessage | undefined;
       let runner: TaskRunner | undefined;
@@ -195,7 +209,7 @@ export class Worker {
           );
           return fail(err, CLOSE_CODES.DATA_MISMATCH);
         }
-        runner = new TaskRunner(m, loaded.split.train);
+        runner = new TaskRunner(m, loaded.split.train, this.fault);
         ctx = { accept: COORDINATOR_MESSAGE_TYPES, paramCount: m.paramCount, leafSize: m.run.leafSize, datasetSize: loaded.split.train.n, maxIndices: 1 << 24 };
         this.send(ws, { type: 'ready', fingerprint: loaded.fingerprint, loadMs: loaded.loadMs });
         log(`ready: ${loaded.split.train.n} training samples, fingerprint ${loaded.fingerprint.slice(0, 12)}…`);
@@ -215,15 +229,24 @@ export class Worker {
             if (!runner) throw new ProtocolError('E_STATE', 'task before the worker is ready');
             lastStep = m.step;
             this.summary.tasks++;
-            for (const r of runner.run(m)) {
-              if (ws.readyState !== WebSocket.OPEN) {
-                r.release();
-                return;
+            try {
+              for (const r of runner.run(m)) {
+                if (ws.readyState !== WebSocket.OPEN) {
+                  r.release();
+                  return;
+                }
+                ws.send(r.frame, { binary: true }, r.release);
+                this.summary.results++;
+                this.summary.samples += r.samples;
+                this.summary.computeMs += r.computeMs;
               }
-              ws.send(r.frame, { binary: true }, r.release);
-              this.summary.results++;
-              this.summary.samples += r.samples;
-              this.summary.computeMs += r.computeMs;
+            } catch (e) {
+              // NaN/Inf in a loss or gradient: not this worker's failure to die of, but a bad
+              // result to report; the coordinator's non-finite policy stops the run or
+              // recomputes the nodes elsewhere. The rest of the task is dropped.
+              if (!(e instanceof DptrainError) || e.code !== 'E_NONFINITE') throw e;
+              log(`step ${m.step}: ${e.message}; reported to the coordinator`);
+              if (ws.readyState === WebSocket.OPEN) this.send(ws, { type: 'error', code: 'E_NONFINITE', message: truncateUtf8(e.message, LIMITS.errorMessage), fatal: false, step: m.step });
             }
             return;
           }
@@ -283,7 +306,9 @@ export class Worker {
         const reason = reasonBuf.toString() || lastError || `close code ${code}`;
         if (fatal) return resolve({ kind: 'fatal', error: fatal });
         if (this.closed) return resolve({ kind: 'finished', reason: 'closed' });
-        if (code === CLOSE_CODES.RUN_FINISHED || code === CLOSE_CODES.NORMAL) {
+        // a bye from the coordinator (run finished, coordinator stopping) ends this worker;
+        // a connection lost without one (the coordinator crashed) is retried
+        if (code === CLOSE_CODES.RUN_FINISHED || code === CLOSE_CODES.NORMAL || bye !== undefined) {
           log(`run over: ${bye ?? reason}`);
           return resolve({ kind: 'finished', reason: bye ?? (code === CLOSE_CODES.RUN_FINISHED ? 'run finished' : reason) });
         }

@@ -1,10 +1,10 @@
 import { Command } from 'commander';
-import { addRunOptions } from '../run-flags.js';
+import { addRunOptions, addServeOptions } from '../run-flags.js';
 
 /** `dptrain coordinator`: serve a run and wait for --min-workers remote workers (no local workers). */
 export function coordinatorCommand(): Command {
   const cmd = new Command('coordinator').description('serve a run on --host:--port and wait for workers (dptrain worker --connect ws://HOST:PORT)');
-  addRunOptions(cmd, 'coordinator');
+  addServeOptions(addRunOptions(cmd, 'coordinator'), 'coordinator');
   cmd.action(async (_opts: unknown, self: Command) => {
     const { resolveRunPlan, describePlan } = await import('../run-options.js');
     const { Progress, progressMode } = await import('../progress.js');

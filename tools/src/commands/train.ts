@@ -1,10 +1,10 @@
 import { Command } from 'commander';
-import { addRunOptions } from '../run-flags.js';
+import { addRunOptions, addServeOptions } from '../run-flags.js';
 
 /** `dptrain train`: a coordinator in this process plus N local worker processes (0: core alone). */
 export function trainCommand(): Command {
   const cmd = new Command('train').description('train a model: an in-process coordinator with local worker processes (--workers 0: in this process)');
-  addRunOptions(cmd, 'train');
+  addServeOptions(addRunOptions(cmd, 'train'), 'train');
   cmd.action(async (_opts: unknown, self: Command) => {
     // heavy modules load here, so `dptrain worker` processes start faster
     const { resolveRunPlan, describePlan } = await import('../run-options.js');

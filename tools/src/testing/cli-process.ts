@@ -46,7 +46,10 @@ export class CliProcess {
   readonly proc: ChildProcess;
   readonly lines: string[] = [];
   stderr = '';
+  /** The exit code (null when a signal ended it). */
   readonly exited: Promise<number | null>;
+  /** The signal that ended it, once it has exited (null for a normal exit). */
+  signal: NodeJS.Signals | null = null;
   private waiters: { pred: (l: string) => boolean; resolve: (l: string) => void }[] = [];
 
   constructor(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
@@ -56,7 +59,55 @@ export class CliProcess {
       this.lines.push(l);
       this.waiters = this.waiters.filter((w) => !(w.pred(l) && (w.resolve(l), true)));
     });
-    this.exited = new Promise((resolve) => this.proc.on('close', (code) => resolve(code)));
+    this.exited = new Promise((resolve) =>
+      this.proc.on('close', (code, signal) => {
+        this.signal = signal;
+        resolve(code);
+      }),
+    );
+  }
+
+  /** Whether it is still running. */
+  get running(): boolean {
+    return this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  /** The stdout lines that are JSON objects (the --json output), parsed. */
+  json(): Record<string, unknown>[] {
+    const out: Record<string, unknown>[] = [];
+    for (const l of this.lines) {
+      if (!l.startsWith('{')) continue;
+      try {
+        out.push(JSON.parse(l));
+      } catch {
+        // not a JSON line
+      }
+    }
+    return out;
+  }
+
+  /** Send a signal (no-op once exited). */
+  send(sig: NodeJS.Signals): void {
+    if (this.running) this.proc.kill(sig);
+  }
+
+  /** The exit code, or a rejection naming the process's output if it has not exited within `ms`. */
+  async exitWithin(ms: number): Promise<number | null> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`still running after ${ms} ms; stdout:\n${this.lines.slice(-20).join('\n')}\nstderr:\n${this.stderr.slice(-4000)}`)), ms);
+    });
+    try {
+      return await Promise.race([this.exited, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** SIGKILL (it ends a stopped process too) and wait for the exit. */
+  async destroy(): Promise<void> {
+    if (this.running) this.proc.kill('SIGKILL');
+    await this.exited;
   }
 
   /** The first stdout line (past or future) matching pred; rejects after timeoutMs or when the process exits first. */

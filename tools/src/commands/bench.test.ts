@@ -1,0 +1,82 @@
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError } from '@dptrain/core';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { runCli } from '../testing/cli-process.js';
+import { chartPath, parseWorkerList } from './bench.js';
+
+describe('parseWorkerList', () => {
+  test('distinct counts in [1, 256], ascending', () => {
+    expect(parseWorkerList('1,2,4')).toEqual([1, 2, 4]);
+    expect(parseWorkerList(' 4, 1 ')).toEqual([1, 4]);
+    expect(parseWorkerList('3')).toEqual([3]);
+  });
+  test.each(['', '1,x', '0,1', '1,,2', '1.5', '257', '-1', '1,2,2'])('%j is a ConfigError naming --workers', (text) => {
+    expect(() => parseWorkerList(text)).toThrow(ConfigError);
+    expect(() => parseWorkerList(text)).toThrow(/^--workers: /);
+  });
+});
+
+describe('chartPath', () => {
+  test('defaults to bench-<timestamp>.html; --out must be .svg or .html', () => {
+    expect(chartPath(undefined, new Date('2026-01-02T03:04:05Z'))).toBe('bench-20260102T030405.html');
+    expect(chartPath('x/y.SVG')).toBe('x/y.SVG');
+    expect(chartPath('r.html')).toBe('r.html');
+    expect(() => chartPath('r.png')).toThrow(/^--out: expected a file name ending in \.svg or \.html/);
+  });
+});
+
+describe('dptrain bench (built CLI, real worker processes)', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'dptrain-bench-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+  // 1,024 training samples: 8 full batches of 128, so every timed step has both workers
+  const tiny = ['bench', '--data', 'spirals:1280', '--model', '2-16-2', '--steps', '5', '--warmup', '2', '--repeat', '1'];
+
+  test('measures each worker count, prints the table and writes the default chart in the cwd', async () => {
+    const r = await runCli([...tiny, '--workers', '1,2'], { cwd: dir, timeoutMs: 50_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.split('\n');
+    expect(lines[0]).toMatch(/^workers\s+samples\/s\s+speed-up\s+efficiency\s+bytes\/worker\/step/);
+    const row = (w: number) => lines.find((l) => new RegExp(`^${w}\\s+[\\d,]+ \\(`).test(l));
+    expect(row(1)).toMatch(/\s1\.00×\s+1\.00\s/);
+    expect(row(2)).toBeDefined();
+    const files = (await readdir(dir)).filter((f) => /^bench-\d{8}T\d{6}\.html$/.test(f));
+    expect(files).toHaveLength(1);
+    expect(r.stdout).toContain(`chart written to ${files[0]}`);
+    const html = await readFile(join(dir, files[0]), 'utf8');
+    expect([...html.matchAll(/<circle class="pt-sps"/g)]).toHaveLength(2);
+    expect(html).toContain('2-16-2 on spirals:1280');
+  });
+
+  test('--json prints one JSON object and writes an SVG to --out', async () => {
+    const out = join(dir, 'chart.svg');
+    const r = await runCli([...tiny, '--workers', '2', '--out', out, '--json'], { timeoutMs: 50_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j).toMatchObject({ kind: 'bench', chart: out, options: { workers: [2], steps: 5, warmup: 2, repeat: 1 } });
+    expect(j.rows).toHaveLength(1);
+    expect(j.rows[0].summary).toMatchObject({ workers: 2, runs: 1 });
+    expect(j.runs['2'][0]).toMatchObject({ workers: 2, timedSteps: 5, participants: { min: 2, max: 2 } });
+    expect(j.runs['2'][0].rawBytesPerStep).toBe(2 * 2 * 4 * j.runs['2'][0].paramCount);
+    expect((await readFile(out, 'utf8')).startsWith('<?xml')).toBe(true);
+  });
+
+  test.each([
+    [['--workers', '1,x'], /--workers: expected a comma-separated list of worker counts/],
+    [['--workers', '1,8', '--batch-size', '32', '--leaf-size', '8'], /--workers: each worker needs at least one leaf: a batch of 32 has 4 leaves of 8, got 8/],
+    [['--out', 'chart.png'], /--out: expected a file name ending in \.svg or \.html/],
+    [['--steps', '0'], /--steps: expected an integer in \[1, 1000000\]/],
+    [['--batch-size', '0'], /--batch-size: expected an integer in \[1, 1048576\], got 0/],
+  ])('usage error %j exits 2 naming the flag', async (args, message) => {
+    const r = await runCli([...tiny, ...(args as string[])], { cwd: dir });
+    expect(r.stderr).toMatch(message as RegExp);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+  });
+});

@@ -1,0 +1,188 @@
+import { ConfigError, leafCount } from '@dptrain/core';
+import { Command } from 'commander';
+import type { ScalingRunResult } from '../bench/scaling-run.js';
+import { addRunOptions } from '../run-flags.js';
+
+/** Run settings of `train` that `bench` sets itself (or does not use). */
+const NOT_RUN_FLAGS = new Set(['workers', 'steps', 'epochs', 'port', 'checkpointDir', 'kernel']);
+
+/** Defaults of the bench-only flags. */
+export const BENCH_DEFAULTS = { workers: '1,2', steps: 50, warmup: 5, repeat: 3 };
+
+/** Parse `--workers 1,2,4`: distinct integers in [1, 256], returned ascending. Throws ConfigError('--workers'). */
+export function parseWorkerList(text: string): number[] {
+  const bad = () => new ConfigError('--workers', `expected a comma-separated list of worker counts in [1, 256] like 1,2,4, got ${JSON.stringify(text)}`);
+  if (typeof text !== 'string' || text.trim() === '') throw bad();
+  const out = text.split(',').map((p) => {
+    const t = p.trim();
+    const v = Number(t);
+    if (!/^\d+$/.test(t) || v < 1 || v > 256) throw bad();
+    return v;
+  });
+  if (new Set(out).size !== out.length) throw new ConfigError('--workers', `each worker count once, got ${JSON.stringify(text)}`);
+  return out.sort((a, b) => a - b);
+}
+
+/** An integer flag in [lo, hi], or its default when not given. */
+function intOpt(flag: string, text: string | undefined, def: number, lo: number, hi: number): number {
+  if (text === undefined) return def;
+  const v = Number(text);
+  if (text.trim() === '' || !Number.isInteger(v) || v < lo || v > hi) throw new ConfigError(flag, `expected an integer in [${lo}, ${hi}], got ${JSON.stringify(text)}`);
+  return v;
+}
+
+/** The chart path: --out (must end in .svg or .html), else bench-<UTC timestamp>.html in the current directory. */
+export function chartPath(out: string | undefined, now = new Date()): string {
+  if (out === undefined) return `bench-${now.toISOString().replace(/[-:]/g, '').slice(0, 15)}.html`;
+  if (!/\.(svg|html?)$/i.test(out)) throw new ConfigError('--out', `expected a file name ending in .svg or .html, got ${JSON.stringify(out)}`);
+  return out;
+}
+
+/** `dptrain bench`: the same run at several local worker counts; prints a table and writes a chart. */
+export function benchCommand(): Command {
+  const cmd = new Command('bench').description(
+    'measure scaling: the same run with each number of local worker processes (timed steps after a warm-up); prints a table and writes a chart (.html or .svg)',
+  );
+  for (const opt of addRunOptions(new Command(), 'train').options) if (!NOT_RUN_FLAGS.has(opt.attributeName()) && opt.attributeName() !== 'json') cmd.addOption(opt);
+  cmd
+    .option('--json', 'print one JSON object (settings, every run, the summaries) instead of the table')
+    .option('--kernel <name>', 'js | wasm (default: the fastest this runtime has, wasm where WebAssembly SIMD works)')
+    .option('--workers <list>', `worker counts to measure, comma-separated (default ${BENCH_DEFAULTS.workers})`)
+    .option('--steps <n>', `timed steps per run (default ${BENCH_DEFAULTS.steps})`)
+    .option('--warmup <n>', `untimed steps before them (default ${BENCH_DEFAULTS.warmup})`)
+    .option('--repeat <k>', `runs per worker count, each with fresh worker processes (default ${BENCH_DEFAULTS.repeat})`)
+    .option('--out <file>', 'chart file: .html (a page with the chart and the table) or .svg (default bench-<timestamp>.html)');
+  cmd.action(async (_opts: unknown, self: Command) => {
+    const o = self.opts();
+    const workers = parseWorkerList(o.workers ?? BENCH_DEFAULTS.workers);
+    const steps = intOpt('--steps', o.steps, BENCH_DEFAULTS.steps, 1, 1_000_000);
+    const warmup = intOpt('--warmup', o.warmup, BENCH_DEFAULTS.warmup, 1, 1_000_000);
+    const repeat = intOpt('--repeat', o.repeat, BENCH_DEFAULTS.repeat, 1, 1000);
+    const out = chartPath(o.out);
+    if (o.kernel !== undefined && o.kernel !== 'js' && o.kernel !== 'wasm') throw new ConfigError('--kernel', `expected js or wasm, got ${JSON.stringify(o.kernel)}`);
+    // heavy modules load here, so `dptrain worker` processes start faster
+    process.exitCode = await runBench(self, { workers, steps, warmup, repeat, out, kernel: o.kernel as BenchSettings['kernel'] });
+  });
+  return cmd;
+}
+
+interface BenchSettings {
+  workers: number[];
+  steps: number;
+  warmup: number;
+  repeat: number;
+  out: string;
+  kernel?: 'js' | 'wasm';
+}
+
+/**
+ * A `train` command carrying the run flags given to `bench`, plus the settings bench
+ * decides (steps = warm-up + timed, one worker for validation, the kernel), so that
+ * resolveRunPlan validates and resolves exactly as for `dptrain train`.
+ */
+function planCommand(bench: Command, s: BenchSettings, kernel: string): Command {
+  const shadow = addRunOptions(new Command('bench'), 'train');
+  for (const opt of shadow.options) {
+    const k = opt.attributeName();
+    if (!NOT_RUN_FLAGS.has(k) && bench.getOptionValueSource(k) === 'cli') shadow.setOptionValueWithSource(k, bench.getOptionValue(k), 'cli');
+  }
+  shadow.setOptionValueWithSource('steps', String(s.warmup + s.steps), 'cli');
+  shadow.setOptionValueWithSource('workers', '1', 'cli');
+  shadow.setOptionValueWithSource('kernel', kernel, 'cli');
+  return shadow;
+}
+
+const kB = (b: number) => `${(b / 1000).toLocaleString('en-US', { minimumFractionDigits: 1, maximumFractionDigits: 1 })} kB`;
+
+/** Run the benchmark; resolves with the exit code. */
+async function runBench(cmd: Command, s: BenchSettings): Promise<number> {
+  const { availableKernels } = await import('@dptrain/core');
+  const { readConfigFile } = await import('../config-file.js');
+  const { resolveRunPlan } = await import('../run-options.js');
+  const { measureScalingRun, speedUp, summarizeRuns } = await import('../bench/scaling-run.js');
+  const { writeChart } = await import('../bench/chart.js');
+  const { fmt, fmtSummary, machineInfo, table } = await import('../bench/util.js');
+
+  const configPath: string | undefined = cmd.getOptionValueSource('config') === 'cli' ? cmd.opts().config : undefined;
+  const fileKernel = configPath !== undefined ? (await readConfigFile(configPath)).kernel : undefined;
+  const kernel = s.kernel ?? fileKernel ?? (availableKernels().includes('wasm') ? 'wasm' : 'js');
+  const plan = await resolveRunPlan(planCommand(cmd, s, kernel), 'train');
+  const c = plan.config;
+  const L = leafCount(c.batchSize, c.leafSize);
+  const most = s.workers[s.workers.length - 1];
+  if (most > L) throw new ConfigError('--workers', `each worker needs at least one leaf: a batch of ${c.batchSize} has ${L} leaves of ${c.leafSize}, got ${most} workers`);
+
+  const say = (line: string) => process.stderr.write(`${line}\n`);
+  const info = plan.json ? () => {} : say;
+  info(`bench: ${plan.data.description}; batch ${c.batchSize} (leaves of ${c.leafSize}), ${c.optimizer.name} lr ${c.optimizer.lr}, kernel ${c.kernel}; workers ${s.workers.join(', ')}; ${s.repeat} run(s) × ${s.warmup} + ${s.steps} steps`);
+  const runs = new Map<number, ScalingRunResult[]>(s.workers.map((w) => [w, []]));
+  for (let rep = 0; rep < s.repeat; rep++) {
+    const order = rep % 2 === 0 ? s.workers : [...s.workers].reverse();
+    for (const w of order) {
+      const r = await measureScalingRun({
+        config: c,
+        data: plan.data.split,
+        workers: w,
+        warmup: s.warmup,
+        steps: s.steps,
+        host: plan.host,
+        initParams: plan.initParams,
+        log: plan.verbose ? say : undefined,
+      });
+      runs.get(w)!.push(r);
+      info(`  ${w} worker(s), run ${rep + 1}/${s.repeat}: ${fmt(r.samplesPerSec)} samples/s, step ${fmt(r.phases.totalMs, 1)} ms`);
+    }
+  }
+
+  const base = runs.get(s.workers[0])!;
+  const rows = s.workers.map((w) => {
+    const rs = runs.get(w)!;
+    const sum = summarizeRuns(rs);
+    const su = speedUp(base, rs);
+    return { summary: sum, speedUp: su, efficiency: (su.ratio * s.workers[0]) / w };
+  });
+  const header = ['workers', 'samples/s', 'speed-up', 'efficiency', 'bytes/worker/step', 'overhead', 'compute ms', 'wait ms', 'reduce ms', 'update ms', 'broadcast ms', 'step ms'];
+  const cells = rows.map(({ summary: m, speedUp: su, efficiency }) => [
+    String(m.workers),
+    fmtSummary(m.samplesPerSec),
+    `${fmt(su.ratio, 2)}×`,
+    fmt(efficiency, 2),
+    kB(m.sentPerWorker.median + m.receivedPerWorker.median),
+    `${fmt(m.overheadPct.median, 2)} %`,
+    ...(['computeMs', 'waitMs', 'reduceMs', 'updateMs', 'broadcastMs', 'totalMs'] as const).map((k) => fmt(m.phases[k].median, 2)),
+  ]);
+  const machine = machineInfo();
+  const dims = [c.model.inputSize, ...c.model.layers.map((l) => l.units)].join('-');
+  await writeChart(
+    s.out,
+    {
+      title: `dptrain scaling: ${dims} on ${c.data}, batch ${c.batchSize}`,
+      notes: [
+        `${c.optimizer.name} lr ${c.optimizer.lr}, leaves of ${c.leafSize}, kernel ${c.kernel}; ${s.repeat} run(s) per worker count × ${s.steps} timed steps after ${s.warmup} warm-up steps; medians (range over runs)`,
+        `${machine.cpu}, nproc ${machine.nproc}, node ${machine.node}, ${machine.date}`,
+      ],
+      points: rows.map(({ summary: m, efficiency }) => ({
+        workers: m.workers,
+        samplesPerSec: m.samplesPerSec.median,
+        samplesPerSecRange: [m.samplesPerSec.min, m.samplesPerSec.max],
+        efficiency,
+        phases: {
+          computeMs: m.phases.computeMs.median,
+          waitMs: m.phases.waitMs.median,
+          reduceMs: m.phases.reduceMs.median,
+          updateMs: m.phases.updateMs.median,
+          broadcastMs: m.phases.broadcastMs.median,
+          totalMs: m.phases.totalMs.median,
+        },
+      })),
+    },
+    { header, rows: cells },
+  );
+  if (plan.json) {
+    const json = { kind: 'bench', machine, config: c, options: { workers: s.workers, steps: s.steps, warmup: s.warmup, repeat: s.repeat }, chart: s.out, rows, runs: Object.fromEntries(runs) };
+    process.stdout.write(`${JSON.stringify(json)}\n`);
+  } else {
+    process.stdout.write(`${table(header, cells)}\n\nchart written to ${s.out}\n`);
+  }
+  return 0;
+}
