@@ -81,6 +81,11 @@ const FATAL_CLOSE: Record<number, string> = {
 };
 
 /** Kernel names this runtime can run: core's availableKernels() when it exists, else ['js']. */
+/** Masking key generator for ws: all zeros (see the comment where the socket is opened). */
+export function zeroMask(mask: Buffer): void {
+  mask.fill(0);
+}
+
 function kernelNames(): string[] {
   const f = (core as Record<string, unknown>).availableKernels;
   return typeof f === 'function' ? (f as () => string[])() : ['js'];
@@ -174,7 +179,16 @@ export class Worker {
   private session(): Promise<SessionEnd> {
     const { url, name, token, ca, log } = this.opts;
     return new Promise<SessionEnd>((resolve) => {
-      const ws = new WebSocket(url, { maxPayload: maxFrameBytes(LIMITS.maxParamCount, 0), perMessageDeflate: false, ...(ca !== undefined ? { ca } : {}) });
+      // An all-zero masking key: RFC 6455 requires clients to mask, and masking exists to stop
+      // browser scripts from poisoning proxy caches; it protects nothing for this non-browser
+      // client. ws skips the XOR for a zero key, which saves ~7 ms per 1 MB gradient in
+      // pure JS (measured in bench:scaling); frames stay valid for any server.
+      const ws = new WebSocket(url, {
+        maxPayload: maxFrameBytes(LIMITS.maxParamCount, 0),
+        perMessageDeflate: false,
+        generateMask: zeroMask,
+        ...(ca !== undefined ? { ca } : {}),
+      });
       this.ws = ws;
       let welcome: WelcomeMessage | undefined;
       let runner: TaskRunner | undefined;
