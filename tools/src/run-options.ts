@@ -15,6 +15,7 @@ import {
   parseModelShorthand,
   validateModelSpec,
   validateRunConfig,
+  availableKernels,
 } from '@dptrain/core';
 import type { Command } from 'commander';
 import { type FileConfig, readConfigFile } from './config-file.js';
@@ -111,7 +112,7 @@ function runConfigOf(s: Settings, model: ModelSpec): RunConfig {
     steps: s.steps,
     seed: s.seed ?? CLI_DEFAULTS.seed,
     shuffle: s.shuffle ?? true,
-    kernel: s.kernel ?? 'js',
+    kernel: s.kernel ?? (availableKernels().includes('wasm') ? 'wasm' : 'js'),
     evalEvery: s.evalEvery ?? 0,
   });
 }

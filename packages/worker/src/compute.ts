@@ -1,4 +1,4 @@
-import { type Dataset, DptrainError, LeafComputer, alignedNodes, firstNonFinite, getKernels, runSeeds } from '@dptrain/core';
+import { type Dataset, DptrainError, LeafComputer, alignedNodes, firstNonFinite, kernelsForModel, runSeeds } from '@dptrain/core';
 import { ResultFrame, type TaskMessage, type WelcomeMessage } from '@dptrain/protocol';
 import type { FaultInjector } from './test-fault.js';
 
@@ -33,7 +33,7 @@ export class TaskRunner {
     train: Dataset,
     private readonly fault?: FaultInjector,
   ) {
-    const kernels = getKernels(welcome.run.kernel);
+    const kernels = kernelsForModel(welcome.run.kernel, welcome.model, [welcome.run.leafSize]);
     this.computer = new LeafComputer(welcome.model, train, { leafSize: welcome.run.leafSize, seed: runSeeds(welcome.run.seed).dropout, kernels });
     this.paramCount = this.computer.paramCount;
     if (this.paramCount !== welcome.paramCount) {

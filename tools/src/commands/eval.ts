@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { ConfigError, type EvalResult, Network, decodeCheckpoint, evaluate, getKernels } from '@dptrain/core';
+import { ConfigError, type EvalResult, Network, decodeCheckpoint, evaluate, kernelsForModel } from '@dptrain/core';
 import { Command } from 'commander';
 import { loadDataset } from '../data/index.js';
 
@@ -17,7 +17,7 @@ export function evalCommand(): Command {
     .description("evaluate a checkpoint on a dataset's test split")
     .requiredOption('--checkpoint <path>', 'a dptrain checkpoint (.safetensors)')
     .option('--data <ref>', 'dataset (default: the one the checkpoint was trained on)')
-    .option('--kernel <name>', 'js | wasm (default js)')
+    .option('--kernel <name>', 'js | wasm (default: the kernel the run trained with)')
     .option('--json', 'print one JSON object')
     .action(async (o: { checkpoint: string; data?: string; kernel?: string; json?: boolean }) => {
       let bytes: Uint8Array;
@@ -30,10 +30,11 @@ export function evalCommand(): Command {
       const trained = (ckpt.training?.config as { data?: unknown } | undefined)?.data;
       const ref = o.data ?? (typeof trained === 'string' ? trained : undefined);
       if (ref === undefined) throw new ConfigError('--data', `${o.checkpoint} does not say which dataset it was trained on; pass --data REF`);
-      const kernel = o.kernel ?? 'js';
+      const trainedKernel = (ckpt.training?.config as { kernel?: unknown } | undefined)?.kernel;
+      const kernel = o.kernel ?? (trainedKernel === 'wasm' || trainedKernel === 'js' ? trainedKernel : 'js');
       if (kernel !== 'js' && kernel !== 'wasm') throw new ConfigError('--kernel', `expected js or wasm, got ${JSON.stringify(kernel)}`);
       const data = await loadDataset(ref);
-      const net = new Network(ckpt.spec, { maxRows: 256, kernels: getKernels(kernel) });
+      const net = new Network(ckpt.spec, { maxRows: 256, kernels: kernelsForModel(kernel, ckpt.spec, [256]) });
       const test = data.split.test;
       if (test.inputSize !== net.inputSize || test.outputSize !== net.outputSize) {
         throw new ConfigError('--data', `dataset ${ref} is ${test.inputSize}→${test.outputSize}, the checkpoint's model is ${net.inputSize}→${net.outputSize}`);
