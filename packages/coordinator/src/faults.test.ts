@@ -83,6 +83,31 @@ describe('faults over WebSockets', () => {
     expect(b.tasks.some((t) => t.step > 6)).toBe(true);
   });
 
+  it('enforces a step deadline shorter than the heartbeat on its own timer', async () => {
+    // heartbeats every 10 s: only the deadline timer can move b's nodes on within the test's time
+    const { c, url, events } = await coordinator({ stepTimeoutMs: 250, minWorkers: 2, heartbeatMs: 10_000 });
+    const a = worker(url, 'a');
+    let sentAt = 0;
+    const b = worker(url, 'b', {
+      onTask: (t) => {
+        if (t.step === 2 && sentAt === 0) sentAt = performance.now();
+      },
+      onResult: (r) => (r.step === 2 ? 'drop' : r),
+    });
+    let tookOverAt = 0;
+    c.onEvent((e) => {
+      if (e.kind === 'reassigned' && tookOverAt === 0) tookOverAt = performance.now();
+    });
+    const summary = await within(c.done(), 5000, 'run finished');
+    same(summary.params, ref.params);
+    const re = kinds(events, 'reassigned') as Array<{ step: number; from: string; to: string }>;
+    expect(re.map((e) => [e.step, e.from, e.to])).toEqual([[2, b.workerId, a.workerId], [2, b.workerId, a.workerId]]);
+    // the deadline counts from the tasks going out (a little before b saw its task)
+    const late = tookOverAt - sentAt;
+    expect(late).toBeGreaterThan(200);
+    expect(late).toBeLessThan(1000);
+  });
+
   it('lets a worker that joins mid-run take leaves from the next step, and says it waits for minWorkers', async () => {
     const { c, url, logs } = await coordinator({ minWorkers: 2 });
     const a = worker(url, 'a');

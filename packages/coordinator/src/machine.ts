@@ -77,6 +77,8 @@ export class RoundMachine {
   private _epochsDone = 0;
   private _lastStep: RunEventInit | undefined;
   private _lastEval: EvalResult | undefined;
+  /** Step of the last `eval` event emitted (-1: none). */
+  private evalStep = -1;
   private _final: EvalResult | undefined;
   private _error: Error | undefined;
   private _samplesDone = 0;
@@ -345,9 +347,38 @@ export class RoundMachine {
       this.workerLeft(id, why, true);
       this.out.closeWorker(id, { code: 'E_TIMEOUT', message: `worker ${id}: ${why}`, closeCode: 4000 });
     }
+    this.checkDeadlines();
+  }
+
+  /**
+   * Stragglers and the step deadline, by the machine's clock (tick() does this too). The
+   * transport calls it when msToDeadline() has run out, so a deadline shorter than its
+   * heartbeat is kept to within a timer's precision.
+   */
+  checkDeadlines(): void {
     if (this._state !== 'running') return;
-    this.checkStragglers();
-    this.checkDeadline();
+    const flagged = this.checkStragglers() + this.checkDeadline();
+    if (flagged > 0) this.emitWorkers();
+  }
+
+  /**
+   * Ms from now (by the machine's clock) until the earliest step deadline of a worker that
+   * still owes nodes and is not yet past it; undefined when there is none (no step in
+   * progress, or every busy worker already missed it). The transport arms a timer for it
+   * and then calls checkDeadlines().
+   */
+  msToDeadline(): number | undefined {
+    const r = this.round;
+    if (!r || this._state !== 'running') return undefined;
+    const now = this.clock();
+    const limit = this.deadline.ms;
+    let min: number | undefined;
+    for (const id of r.busyWorkers()) {
+      if (this.timing.isLate(id)) continue;
+      const left = Math.max(0, limit - this.timing.sinceGiven(id, now));
+      if (min === undefined || left < min) min = left;
+    }
+    return min;
   }
 
   /** Workers as the observer events describe them (bytes are filled in by the transport). */
@@ -523,12 +554,15 @@ export class RoundMachine {
     if (orphaned) this.redistribute(id);
   }
 
-  private checkStragglers(): void {
+  /** Report the step's stragglers (each once); returns how many were reported. */
+  private checkStragglers(): number {
     const r = this.round;
-    if (!r) return;
-    for (const s of this.timing.stragglers(this.clock(), r.busyWorkers(), this.stragglerMinMs)) {
+    if (!r) return 0;
+    const found = this.timing.stragglers(this.clock(), r.busyWorkers(), this.stragglerMinMs);
+    for (const s of found) {
       this.out.event({ kind: 'straggler', workerId: s.id, step: r.step, computeMs: s.elapsedMs, medianMs: s.medianMs });
     }
+    return found.length;
   }
 
   /**
@@ -536,15 +570,18 @@ export class RoundMachine {
    * worker still owing nodes is reported as a straggler, sits
    * out the next steps until it delivers again, and its nodes are re-executed on other
    * workers (it keeps them too: the first valid result wins, the other is dropped).
+   * Returns how many workers went past the deadline.
    */
-  private checkDeadline(): void {
+  private checkDeadline(): number {
     const r = this.round;
-    if (!r) return;
+    if (!r) return 0;
     const now = this.clock();
     const limit = this.deadline.ms;
+    let late = 0;
     for (const id of r.busyWorkers()) {
       const elapsed = this.timing.sinceGiven(id, now);
       if (elapsed <= limit || !this.timing.markLate(id)) continue;
+      late++;
       const w = this.workers.get(id);
       if (w) w.lagging = true;
       if (this.timing.flag(id)) this.out.event({ kind: 'straggler', workerId: id, step: r.step, computeMs: elapsed, medianMs: this.deadline.medianMs });
@@ -574,6 +611,7 @@ export class RoundMachine {
         this.out.event({ kind: 'reassigned', step: r.step, from: id, to, leaves: [task.leafLo, task.leafHi] });
       });
     }
+    return late;
   }
 
   private finishRound(): void {
@@ -620,16 +658,29 @@ export class RoundMachine {
     if ((every > 0 && this._step % every === 0) || epochEnd) {
       const e = evaluate(this.evalNet, this.params, this.data.test);
       this._lastEval = e;
+      this.evalStep = this._step;
       this.out.event({ kind: 'eval', step: this._step, epoch: b.epoch, loss: fin(e.loss), accuracy: fin(e.accuracy) });
     }
     this.out.stepDone?.(this._step);
     this.advance();
+    // after advance(): the next step's leaves are out (busy/idle, leaves of the step in progress)
+    this.emitWorkers();
   }
 
+  /** The final evaluation; it is also an `eval` event (for the charts) unless this step already had one. */
   private finish(): void {
     this._state = 'finished';
-    this._final = evaluate(this.evalNet, this.params, this.data.test, { confusion: true });
-    this._lastEval = this._final;
+    const e = evaluate(this.evalNet, this.params, this.data.test, { confusion: true });
+    this._final = e;
+    this._lastEval = e;
+    if (this.evalStep !== this._step) {
+      this.evalStep = this._step;
+      const fin = (x: number) => (Number.isFinite(x) ? x : null);
+      // the epoch of the last batch: the sampler is past it (at cursor 0 of the next epoch if it ended one)
+      const s = this.sampler.state();
+      const epoch = this._lastStep?.kind === 'step' ? this._lastStep.epoch : s.cursor === 0 && s.epoch > 0 ? s.epoch - 1 : s.epoch;
+      this.out.event({ kind: 'eval', step: this._step, epoch, loss: fin(e.loss), accuracy: fin(e.accuracy) });
+    }
     this.out.runFinished();
   }
 

@@ -1,6 +1,9 @@
 import type { WorkerInfo, WorkerState } from '@dptrain/protocol';
 import type { Round } from './round.js';
 
+/** Four significant digits (enough for a table, and a short JSON number). */
+const round4 = (x: number): number => (Number.isFinite(x) && x !== 0 ? Number(x.toPrecision(4)) : 0);
+
 /** What a worker said about itself in its hello. */
 export interface WorkerHello {
   workerName: string;
@@ -119,8 +122,9 @@ export class Membership {
         host: w.hello.host,
         state,
         leaves: round?.leavesOf(w.id) ?? 0,
-        computeMs: w.lastComputeMs,
-        samplesPerSec: w.lastSamplesPerSec,
+        // rounded: the event goes out after every step, and is replayed to late viewers
+        computeMs: round4(w.lastComputeMs),
+        samplesPerSec: round4(w.lastSamplesPerSec),
         bytesIn: 0,
         bytesOut: 0,
         lastHeartbeat: w.lastSeen,

@@ -46,6 +46,11 @@ export class RoundTiming {
     return t === undefined ? 0 : now - t;
   }
 
+  /** Whether the worker was marked past the step deadline this step. */
+  isLate(id: string): boolean {
+    return this.late.has(id);
+  }
+
   /** Mark a worker as past the step deadline; false if it already was this step. */
   markLate(id: string): boolean {
     if (this.late.has(id)) return false;

@@ -14,7 +14,7 @@ import {
   train,
   validateRunConfig,
 } from '@dptrain/core';
-import { type ErrorMessage, type Message, decode, encode, encodeResult, writeFrame } from '@dptrain/protocol';
+import { type ErrorMessage, type Message, type RunEvent, decode, encode, encodeResult, writeFrame } from '@dptrain/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { encodeFinalCheckpoint, samplerStateAfter } from './checkpoint-io.js';
@@ -207,6 +207,23 @@ describe('Coordinator over WebSockets', () => {
     expect(h.map((e) => e.seq)).toEqual(h.map((_, i) => i));
     expect(h[0].kind).toBe('run_started');
     expect(h.slice(-2).map((e) => e.kind)).toEqual(['checkpoint', 'run_finished']);
+    // the final evaluation is an eval event too (step 12 is no periodic evaluation)
+    expect(h.filter((e) => e.kind === 'eval').at(-1)).toMatchObject({ step: 12, loss: summary.test.loss, accuracy: summary.test.accuracy });
+    // a live workers table after every step: compute figures, the transport's byte counts, the last message time
+    const tables = h.filter((e): e is Extract<RunEvent, { kind: 'workers' }> => e.kind === 'workers' && e.step >= 1);
+    expect([...new Set(tables.map((e) => e.step))]).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+    for (const e of tables) {
+      const working = e.list.filter((w) => w.state === 'busy' || w.state === 'idle');
+      expect(working.length).toBe(2);
+      for (const w of working) {
+        expect(w.computeMs).toBeGreaterThan(0);
+        expect(w.samplesPerSec).toBeGreaterThan(0);
+        expect(w.bytesIn).toBeGreaterThan(0);
+        expect(w.bytesOut).toBeGreaterThan(0);
+        expect(w.lastHeartbeat).toBeLessThanOrEqual(e.t);
+        expect(w.lastHeartbeat).toBeGreaterThan(e.t - 5000);
+      }
+    }
 
     // GET /api/run on the same port
     const info = (await (await fetch(`http://127.0.0.1:${port}/api/run`)).json()) as Record<string, unknown>;

@@ -130,6 +130,10 @@ export class Coordinator {
   private http: Server | undefined;
   private wss: WebSocketServer | undefined;
   private timer: ReturnType<typeof setInterval> | undefined;
+  /** Fires at the earliest step deadline (see armDeadline), independently of the heartbeat. */
+  private deadlineTimer: ReturnType<typeof setTimeout> | undefined;
+  /** performance.now() at which deadlineTimer fires. */
+  private deadlineAt = Infinity;
   private nextId = 1;
   private paramsCache: { version: number; bytes: Uint8Array } | undefined;
   private startedAt = 0;
@@ -288,7 +292,10 @@ export class Coordinator {
     return this.events.on(listener);
   }
 
-  /** Every event so far (the oldest are dropped beyond 100 000). */
+  /**
+   * The events so far, in seq order: the oldest are dropped beyond 100 000, and of the
+   * per-step `workers` snapshots only the latest 64 to 128 are kept (see EventLog).
+   */
   get history(): readonly RunEvent[] {
     return this.events.history;
   }
@@ -551,15 +558,47 @@ export class Coordinator {
     });
   }
 
-  /** Run a machine input; an exception there is a bug: fail the run instead of crashing the process. */
+  /**
+   * Run a machine input; an exception there is a bug: fail the run instead of crashing the
+   * process. Every input may start a step or hand out nodes: the deadline timer follows.
+   */
   private guard(fn: () => void): void {
     try {
       fn();
+      this.armDeadline();
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));
       this.o.log(`internal error: ${err.stack ?? err.message}`);
       this.machine.abort(err);
     }
+  }
+
+  /**
+   * Keep a timer armed for the machine's earliest step deadline, so a deadline shorter than
+   * the heartbeat interval is enforced on time (the heartbeat tick checks it too). A timer
+   * already due earlier is kept: firing with nothing due just re-arms.
+   */
+  private armDeadline(): void {
+    if (this.settled || this.closing || !this.timer) return this.clearDeadline();
+    const ms = this.machine.msToDeadline();
+    if (ms === undefined) return;
+    const at = performance.now() + ms;
+    if (this.deadlineTimer !== undefined && this.deadlineAt <= at + 1) return;
+    this.clearDeadline();
+    this.deadlineAt = at;
+    // +1 ms: the deadline is passed only once more than its ms have elapsed
+    this.deadlineTimer = setTimeout(() => {
+      this.deadlineTimer = undefined;
+      this.deadlineAt = Infinity;
+      this.guard(() => this.machine.checkDeadlines());
+    }, Math.ceil(ms) + 1);
+    this.deadlineTimer.unref();
+  }
+
+  private clearDeadline(): void {
+    if (this.deadlineTimer !== undefined) clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = undefined;
+    this.deadlineAt = Infinity;
   }
 
   private workerList() {
@@ -692,6 +731,7 @@ export class Coordinator {
   private async shutdown(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    this.clearDeadline();
     if (this.finalizing) await this.finalizing;
     if (!this.settled) {
       this.machine.abort(new DptrainError('E_CLOSED', `coordinator closed at step ${this.machine.step} of ${this.machine.totalSteps}, before the run finished`));

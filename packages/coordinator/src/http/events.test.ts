@@ -36,20 +36,25 @@ function collect(url: string, until: (events: RunEvent[]) => boolean, headers?: 
 const wsUrl = (s: ObserverServer, q = '') => s.url.replace('http', 'ws') + '/events' + q;
 
 describe('event stream', () => {
-  it('gives a late client the whole history, then live events, each seq once', async () => {
+  it('gives a late client the whole (retained) history, then live events, each seq once', async () => {
     srv = await startObserverServer({ stream: { historyChunk: 100 } });
-    const run = syntheticRun({ steps: 150 });
+    const run = syntheticRun({ steps: 300 });
     const firstHalf = 400;
     for (const e of run.slice(0, firstHalf)) srv.hub.emit(e);
     const total = run.length;
+    expect(total).toBeGreaterThan(firstHalf + 100);
     const hub = srv.hub;
+    // only the latest `workers` snapshots are retained: the history has gaps, still in seq order
+    const retained = hub.history.map((e) => e.seq);
+    expect(retained.length).toBeLessThan(firstHalf);
+    expect(hub.history.filter((e) => e.kind === 'workers').length).toBeLessThanOrEqual(128);
     // emit the rest while the client is still receiving its history (after the first chunk)
-    const { events, batches, ws } = await collect(wsUrl(srv), (ev) => ev.length >= total, undefined, (n) => {
+    const { events, batches, ws } = await collect(wsUrl(srv), (ev) => ev.length > 0 && ev[ev.length - 1].seq === total - 1, undefined, (n) => {
       if (n === 1) for (const e of run.slice(firstHalf)) hub.emit(e);
     });
     ws.close();
-    expect(events.map((e) => e.seq)).toEqual(Array.from({ length: total }, (_, i) => i));
-    expect(events.filter((e) => e.kind === 'step').map((e) => (e.kind === 'step' ? e.step : -1))).toEqual(Array.from({ length: 150 }, (_, i) => i + 1));
+    expect(events.map((e) => e.seq)).toEqual([...retained, ...Array.from({ length: total - firstHalf }, (_, i) => firstHalf + i)]);
+    expect(events.filter((e) => e.kind === 'step').map((e) => (e.kind === 'step' ? e.step : -1))).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
     expect(Math.max(...batches)).toBeLessThanOrEqual(100);
     expect(events[0]).toEqual(srv.hub.history[0]);
   });
