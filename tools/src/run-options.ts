@@ -19,7 +19,8 @@ import {
 } from '@dptrain/core';
 import type { Command } from 'commander';
 import { type FileConfig, readConfigFile } from './config-file.js';
-import { type LoadedDataset, loadDataset } from './data/index.js';
+import { type LoadDatasetOptions, type LoadedDataset, loadDataset } from './data/index.js';
+import { dataProgress } from './data-progress.js';
 import { flagOf, intFlag, numFlag, renameConfigError } from './flags.js';
 import { resumeDir, resumeSettings } from './resume-settings.js';
 import { CLI_DEFAULTS, DEFAULT_LR, type RunCommandKind } from './run-flags.js';
@@ -139,7 +140,7 @@ function checkInt(key: string, v: number, lo: number, hi: number, why = ''): num
  * --resume checkpoint verified against the run before anything is written. Every problem
  * is a ConfigError naming the flag (or the config file key) and the allowed range.
  */
-export async function resolveRunPlan(cmd: Command, kind: RunCommandKind, load: (ref: string) => Promise<LoadedDataset> = loadDataset): Promise<RunPlan> {
+export async function resolveRunPlan(cmd: Command, kind: RunCommandKind, load: (ref: string, opts?: LoadDatasetOptions) => Promise<LoadedDataset> = loadDataset): Promise<RunPlan> {
   const { s: flags, given } = flagSettings(cmd);
   const configPath: string | undefined = cmd.getOptionValueSource('config') === 'cli' ? cmd.opts().config : undefined;
   const file = configPath !== undefined ? await readConfigFile(configPath) : {};
@@ -207,9 +208,12 @@ function checkServe(serve: ServePlan, inProcess: boolean, host: string, init: bo
 }
 
 /** Load the dataset; a missing or malformed data file is bad input (a ConfigError on `data`), not a failure. */
-async function loadData(load: (ref: string) => Promise<LoadedDataset>, ref: string): Promise<LoadedDataset> {
+async function loadData(load: (ref: string, opts?: LoadDatasetOptions) => Promise<LoadedDataset>, ref: string): Promise<LoadedDataset> {
+  const progress = dataProgress(ref);
   try {
-    return await load(ref);
+    const data = await load(ref, { onProgress: progress.onProgress });
+    progress.done();
+    return data;
   } catch (e) {
     if (e instanceof DataError) throw new ConfigError('data', e.message);
     throw e;
