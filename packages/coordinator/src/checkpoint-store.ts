@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, rename } from 'node:fs/promises';
+import { copyFile, link, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CheckpointError, ConfigError, type RunConfig } from '@dptrain/core';
 import { writeFileAtomic } from './checkpoint-io.js';
@@ -21,12 +21,19 @@ export class CheckpointStore {
 
   constructor(readonly dir: string) {}
 
-  /** Write `bytes` as latest.safetensors; the old latest becomes previous.safetensors. Resolves with the path. */
+  /**
+   * Write `bytes` as latest.safetensors; the old latest becomes previous.safetensors. Resolves
+   * with the path. latest.safetensors exists at every instant once written: the old one is
+   * hard-linked (or, where links fail, copied) to previous, then the new one is renamed over
+   * it — renaming the old one away first left a window without a latest for a kill to hit.
+   */
   saveLatest(bytes: Uint8Array): Promise<string> {
     const latest = join(this.dir, LATEST_CHECKPOINT);
     const previous = join(this.dir, PREVIOUS_CHECKPOINT);
     return this.enqueue(latest, bytes, async () => {
-      if (existsSync(latest)) await rename(latest, previous);
+      if (!existsSync(latest)) return;
+      await rm(previous, { force: true });
+      await link(latest, previous).catch(() => copyFile(latest, previous));
     });
   }
 

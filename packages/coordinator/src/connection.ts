@@ -54,12 +54,18 @@ export class Connection {
     return ++this.windowFrames > perSec;
   }
 
-  /** Send an encoded frame (no-op once closed). */
-  sendBytes(bytes: Uint8Array): void {
-    if (!this.open) return;
-    this.ws.send(bytes, { binary: true });
+  /**
+   * Send an encoded frame (no-op once closed); returns whether it was sent. The bytes are not
+   * copied: keep them unchanged until `done` is called (once: when the socket has written them,
+   * or failed to). `done` is only called when the frame was sent.
+   */
+  sendBytes(bytes: Uint8Array, done?: () => void): boolean {
+    if (!this.open) return false;
+    if (done) this.ws.send(bytes, { binary: true }, () => done());
+    else this.ws.send(bytes, { binary: true });
     this.bytesOut += bytes.length;
     this.traffic.bytesOut += bytes.length;
+    return true;
   }
 
   send(msg: MessageInit): void {

@@ -40,6 +40,27 @@ describe('RoundMachine', () => {
     expect(ws).toEqual(ws.map((_, i) => ((i + 1) % 5 === 0 ? 1 : Math.min(W, 6))));
   });
 
+  it.each([1, 3])('sums owned results in place (no reduction buffer at all) and pools copied ones, bit-identically (%i workers)', (W) => {
+    const owned = new Harness(cfg);
+    owned.handling = { owned: true, checked: true };
+    const copied = new Harness(cfg);
+    for (const h of [owned, copied]) {
+      for (let i = 0; i < W; i++) h.add();
+      h.m.start();
+    }
+    let firstStepBuffers = -1;
+    copied.run(new Rng(3), () => {
+      if (copied.m.step === 1 && firstStepBuffers < 0) firstStepBuffers = copied.m.buffersAllocated;
+    });
+    owned.run(new Rng(3));
+    same(owned.m.params, ref.result.params);
+    same(copied.m.params, ref.result.params);
+    expect(owned.m.buffersAllocated).toBe(0);
+    // copies go into pooled buffers: after the first step no further allocation, whatever the order
+    expect(firstStepBuffers).toBeGreaterThan(0);
+    expect(copied.m.buffersAllocated).toBe(firstStepBuffers);
+  });
+
   it('gives each worker a contiguous, aligned block of leaves and the params once per version', () => {
     const h = new Harness(cfg);
     const ids = [h.add(), h.add(), h.add(), h.add()];

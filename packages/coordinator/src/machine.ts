@@ -12,8 +12,8 @@ import {
   applyUpdate,
   createOptimizerState,
   evaluate,
-  getKernels,
   initParams,
+  kernelsForModel,
   leafCount,
   paramLayout,
   runSeeds,
@@ -25,7 +25,8 @@ import { StepDeadline } from './deadline.js';
 import type { MachineOptions, MachineOutput, MachineState, NonFinitePolicy, Refusal, WelcomeInit } from './machine-io.js';
 import { Membership, type WorkerHello } from './membership.js';
 import { RoundTiming } from './round-timing.js';
-import { type ResultInit, Round, type TaskInit, type Verdict } from './round.js';
+import { BufferPool } from './buffer-pool.js';
+import { type ResultHandling, type ResultInit, Round, type TaskInit, type Verdict } from './round.js';
 
 export type { MachineOptions, MachineOutput, MachineState, NonFinitePolicy, Refusal, WelcomeInit } from './machine-io.js';
 export type { WorkerHello } from './membership.js';
@@ -62,7 +63,8 @@ export class RoundMachine {
   private readonly deadline: StepDeadline;
   private readonly evalNet: Network;
   private readonly workers: Membership;
-  private readonly pool: Float32Array[] = [];
+  /** Reduction buffers for results the round must copy (see ResultHandling.owned). */
+  private readonly pool: BufferPool;
   private round: Round | undefined;
   /** The sampler's position before the current round's batch was drawn (what a checkpoint records mid-step). */
   private roundSampler: SamplerState | undefined;
@@ -149,7 +151,8 @@ export class RoundMachine {
       this._epochsDone = resume.epoch;
     }
     this.maxWorkers = leafCount(this.config.batchSize, this.config.leafSize);
-    this.evalNet = new Network(spec, { maxRows: 256, kernels: getKernels(this.config.kernel) });
+    this.pool = new BufferPool(this.paramCount);
+    this.evalNet = new Network(spec, { maxRows: 256, kernels: kernelsForModel(this.config.kernel, spec, [256]) });
   }
 
   get state(): MachineState {
@@ -187,6 +190,10 @@ export class RoundMachine {
   /** The step in progress (or next to start). */
   get currentStep(): number {
     return this.round?.step ?? this._step;
+  }
+  /** Reduction buffers allocated so far: 0 while every result is `owned`, else at most a step's worth, reused. */
+  get buffersAllocated(): number {
+    return this.pool.allocated;
   }
   /** The current step deadline, ms after the step's tasks went out. */
   get stepDeadlineMs(): number {
@@ -285,8 +292,10 @@ export class RoundMachine {
    * A decoded result from a worker. Dropped results never touch state. A result for a
    * step never assigned, or an invalid one (NaN/Inf, wrong sample count...), goes to the
    * non-finite policy: the run stops, or (skip) the node is recomputed elsewhere.
+   * `how` says whether res.grad is already checked finite and whether the machine may keep
+   * and overwrite it (see ResultHandling); by default it is scanned and copied.
    */
-  resultReceived(id: string, res: ResultInit, nowMs?: number): Verdict {
+  resultReceived(id: string, res: ResultInit, nowMs?: number, how?: ResultHandling): Verdict {
     if (nowMs !== undefined) this.touch(id, nowMs);
     const r = this.round;
     const w = this.workers.get(id);
@@ -310,7 +319,7 @@ export class RoundMachine {
       return { status: 'stale', reason: `result for step ${res.step} while no step is in progress` };
     }
     const t0 = this.clock();
-    const v = r.accept(id, res);
+    const v = r.accept(id, res, how);
     const t1 = this.clock();
     if (v.status === 'stale') this.staleDropped++;
     else if (v.status === 'duplicate' || v.status === 'unexpected') this.duplicatesDropped++;
@@ -461,8 +470,8 @@ export class RoundMachine {
       batch,
       leafSize: this.config.leafSize,
       paramCount: this.paramCount,
-      takeBuffer: () => this.pool.pop() ?? new Float32Array(this.paramCount),
-      releaseBuffer: (b) => this.pool.push(b),
+      takeBuffer: () => this.pool.take(),
+      releaseBuffer: (b) => this.pool.give(b),
     });
     this.round = r;
     this.members = ready;
@@ -623,11 +632,11 @@ export class RoundMachine {
     try {
       lr = applyUpdate(this.params, grad, r.B, this.config.optimizer, this.optState, r.step).lr;
     } catch (e) {
-      this.pool.push(grad);
+      this.pool.give(grad);
       return this.fail(e instanceof Error ? e : new DptrainError('E_INTERNAL', String(e)));
     }
     const t1 = this.clock();
-    this.pool.push(grad);
+    this.pool.give(grad);
     this.deadline.record(this.timing.last - this.timing.sent);
     this._step++;
     this._version++;

@@ -25,6 +25,18 @@ export interface ResultInit {
   grad: Float32Array;
 }
 
+/** How a result's gradient reached the round (both default to false: scan it, copy it). */
+export interface ResultHandling {
+  /** Every gradient value was already checked finite (protocol decode does): it is not scanned again. */
+  checked?: boolean;
+  /**
+   * The gradient's memory is the round's from now on (a decoded frame nobody else holds):
+   * it goes into the reduction tree as it is, which sums into it in place, instead of being
+   * copied into a pooled buffer first.
+   */
+  owned?: boolean;
+}
+
 /** What happened to a result: taken into the tree, or dropped (state untouched). */
 export type Verdict =
   | { status: 'accepted'; complete: boolean }
@@ -203,9 +215,9 @@ export class Round {
 
   /**
    * Check a result against the bookkeeping and, if it is owed, validate it and add its
-   * gradient to the tree. Anything dropped leaves the round untouched.
+   * gradient to the tree. Anything dropped leaves the round untouched (and is never written).
    */
-  accept(workerId: string, r: ResultInit): Verdict {
+  accept(workerId: string, r: ResultInit, how: ResultHandling = {}): Verdict {
     if (r.step !== this.step) return { status: 'stale', reason: `result for step ${r.step}, the current step is ${this.step}` };
     const e = this.entries.get(key(r.nodeLo, r.nodeSize));
     const what = `node (${r.nodeLo}, ${r.nodeSize}) of step ${this.step}`;
@@ -216,10 +228,13 @@ export class Round {
     if (!(r.correct >= 0 && r.correct <= r.samples)) return { status: 'invalid', code: 'E_FIELD', reason: `${what}: correct ${r.correct} is outside [0, ${r.samples}]` };
     if (!Number.isFinite(r.lossSum)) return { status: 'invalid', code: 'E_NONFINITE', reason: `${what}: lossSum is ${r.lossSum}` };
     if (r.grad.length !== this.paramCount) return { status: 'invalid', code: 'E_FIELD', reason: `${what}: gradient has ${r.grad.length} values, expected ${this.paramCount}` };
-    const bad = firstNonFinite(r.grad);
+    const bad = how.checked === true ? -1 : firstNonFinite(r.grad);
     if (bad >= 0) return { status: 'invalid', code: 'E_NONFINITE', reason: `${what}: gradient element ${bad} is ${r.grad[bad]}` };
-    const buf = this.takeBuffer();
-    buf.set(r.grad);
+    let buf = r.grad;
+    if (how.owned !== true) {
+      buf = this.takeBuffer();
+      buf.set(r.grad);
+    }
     if (!this.reducer.add(e.node.lo, e.node.size, buf)) throw new Error(`${what} was already covered in the reduction tree`);
     e.received = true;
     e.stats = { samples: r.samples, lossSum: r.lossSum, correct: r.correct };

@@ -15,6 +15,7 @@ import { mountObserver } from './http/mount.js';
 import { decodeWorkerFrame } from './intake.js';
 import { type MachineOutput, type Refusal, RoundMachine } from './machine.js';
 import { type CoordinatorOptions, type ResolvedOptions, checkExposure, resolveOptions } from './options.js';
+import { type FrameSender, ParamsBroadcast } from './params-broadcast.js';
 import type { ResumeState } from './resume.js';
 import type { TaskInit } from './round.js';
 
@@ -135,7 +136,8 @@ export class Coordinator {
   /** performance.now() at which deadlineTimer fires. */
   private deadlineAt = Infinity;
   private nextId = 1;
-  private paramsCache: { version: number; bytes: Uint8Array } | undefined;
+  /** The encoded params frames, reused from version to version (created at the first broadcast). */
+  private paramsOut: ParamsBroadcast | undefined;
   private startedAt = 0;
   private firstTaskAt: number | undefined;
   private lastCheckpoint = { step: -1, at: 0 };
@@ -422,11 +424,14 @@ export class Coordinator {
       this.o.log(`worker ${c.id}: ${got.nonFinite.message} (step ${got.msg.step}, node (${got.msg.nodeLo}, ${got.msg.nodeSize}))`);
     }
     if (c.phase !== 'hello') this.machine.touch(c.id, Date.now());
-    if (this.dispatch(c, got.msg)) this.frames.ok++;
+    if (this.dispatch(c, got.msg, !('nonFinite' in got))) this.frames.ok++;
   }
 
-  /** Handle a decoded message; false if it was refused (counted as a bad frame). */
-  private dispatch(c: Connection, msg: Message): boolean {
+  /**
+   * Handle a decoded message; false if it was refused (counted as a bad frame). `finite`:
+   * decode has checked every float of its payload.
+   */
+  private dispatch(c: Connection, msg: Message, finite: boolean): boolean {
     const now = Date.now();
     const wrongPhase = () => {
       this.refuseFrame(c, new ProtocolError('E_STATE', `'${msg.type}' is not expected now (session is at '${c.phase}')`));
@@ -467,7 +472,7 @@ export class Coordinator {
       }
       case 'result':
         if (c.phase !== 'ready') return wrongPhase();
-        this.onResult(c, msg);
+        this.onResult(c, msg, finite);
         return true;
       case 'heartbeat':
         if (c.phase === 'hello') return wrongPhase();
@@ -488,8 +493,13 @@ export class Coordinator {
     }
   }
 
-  private onResult(c: Connection, msg: ResultMessage): void {
-    const v = this.machine.resultReceived(c.id, msg, Date.now());
+  /**
+   * The gradient is a view into the frame ws handed over (or decode's copy of it), which
+   * nothing else holds: the machine may sum it in place. Decode already checked it finite
+   * unless intake flagged it, so the round does not scan it again.
+   */
+  private onResult(c: Connection, msg: ResultMessage, finite: boolean): void {
+    const v = this.machine.resultReceived(c.id, msg, Date.now(), { checked: finite, owned: true });
     if (v.status === 'invalid') this.o.log(`worker ${c.id}: bad result: ${v.reason}`);
   }
 
@@ -613,8 +623,13 @@ export class Coordinator {
   private output(): MachineOutput {
     return {
       sendParams: (ids, version, params) => {
-        if (this.paramsCache?.version !== version) this.paramsCache = { version, bytes: encode({ type: 'params', version, data: params }) };
-        for (const id of ids) this.conns.get(id)?.sendBytes(this.paramsCache.bytes);
+        this.paramsOut ??= new ParamsBroadcast(params.length);
+        const senders: FrameSender[] = [];
+        for (const id of ids) {
+          const c = this.conns.get(id);
+          if (c) senders.push((bytes, done) => c.sendBytes(bytes, done));
+        }
+        this.paramsOut.send(version, params, senders);
       },
       sendTask: (id: string, task: TaskInit) => {
         this.firstTaskAt ??= performance.now();

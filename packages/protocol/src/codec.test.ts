@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decode, encode, encodeResult, ResultFrame } from './codec.js';
+import { decode, encode, encodeResult, ParamsFrame, ResultFrame } from './codec.js';
 import { EXAMPLE_PARAM_COUNT, exampleMessages } from './examples.js';
 import { FRAME_PREFIX_BYTES, readFrame, writeFrame } from './frame.js';
 import { ProtocolError } from './errors.js';
@@ -156,6 +156,42 @@ describe('ResultFrame', () => {
   it('validates the header', () => {
     const rf = new ResultFrame(4);
     expect(catchErr(() => rf.finish({ ...header, nodeSize: 3 })).code).toBe('E_FIELD');
+  });
+});
+
+describe('ParamsFrame', () => {
+  const data = exampleMessages().params.data;
+  const same = (a: Uint8Array, b: Uint8Array) => expect(Buffer.from(a).equals(Buffer.from(b))).toBe(true);
+
+  it.each([0, 9, 127, 128, 255, 256, 65535, 65536, 2 ** 32 - 1])('gives exactly the bytes of encode() for version %d, aligned, without copying', (version) => {
+    const pf = new ParamsFrame(EXAMPLE_PARAM_COUNT);
+    const frame = pf.write(version, data);
+    same(frame, encode({ type: 'params', version, data }));
+    expect(frame.buffer).toBe(pf.data.buffer);
+    expect(frame.byteOffset % 4).toBe(0);
+    const m = decode(frame, ctx) as { version: number; data: Float32Array };
+    expect(m.version).toBe(version);
+    expect(bits(m.data)).toEqual(bits(data));
+  });
+
+  it('can be rewritten for another version and other values (header length changes both ways)', () => {
+    const pf = new ParamsFrame(EXAMPLE_PARAM_COUNT);
+    pf.write(70000, data); // 5-byte version: a longer header
+    const other = data.map((x) => -2 * x);
+    pf.data.set(other);
+    const short = pf.finish(3); // 1-byte version
+    same(short, encode({ type: 'params', version: 3, data: other }));
+    same(pf.write(300, data), encode({ type: 'params', version: 300, data }));
+  });
+
+  it('falls back to a copy when the header outgrows the reserve, and validates', () => {
+    const pf = new ParamsFrame(EXAMPLE_PARAM_COUNT, 4);
+    const frame = pf.write(1, data);
+    expect(frame.buffer).not.toBe(pf.data.buffer);
+    same(frame, encode({ type: 'params', version: 1, data }));
+    expect(catchErr(() => pf.finish(-1)).code).toBe('E_FIELD');
+    expect(catchErr(() => pf.write(1, new Float32Array(EXAMPLE_PARAM_COUNT + 1))).code).toBe('E_LENGTH');
+    expect(() => new ParamsFrame(0)).toThrow(RangeError);
   });
 });
 

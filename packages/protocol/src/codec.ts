@@ -1,6 +1,6 @@
 import { ProtocolError } from './errors.js';
 import { isObj, type Obj } from './fields.js';
-import { FRAME_PREFIX_BYTES, maxFrameBytes, packHeader, readFrame, writeFrame, writePrefix } from './frame.js';
+import { FRAME_PREFIX_BYTES, assertLittleEndian, maxFrameBytes, packHeader, readFrame, writeFrame, writePrefix } from './frame.js';
 import { PAYLOADS, PROTOCOL_VERSION, type Message, type MessageInit, type PayloadType, type ResultMessage } from './messages.js';
 import { validateMessage, type DecodeContext } from './validate.js';
 
@@ -103,5 +103,56 @@ export class ResultFrame {
     writePrefix(this.frame, packed, this.offset, this.grad.byteLength);
     this.frame.fill(0, FRAME_PREFIX_BYTES + packed.length, this.offset);
     return this.frame;
+  }
+}
+
+/**
+ * A params frame allocated once and rewritten for each parameter version: copy the
+ * parameters into `data` (a view into the frame), or call write(version, params), then
+ * finish(version) writes the header in front of them and returns the frame: byte for byte
+ * what encode({ type: 'params', version, data }) gives, as a view into this object's buffer
+ * (the header is placed so that the payload offset is the encoder's minimal one).
+ * The returned bytes share memory with `data`: do not rewrite `data` or call finish/write
+ * again while a send of earlier bytes may still be reading them.
+ */
+export class ParamsFrame {
+  /** The payload region of the frame: paramCount float32 values. */
+  readonly data: Float32Array;
+  private readonly frame: Uint8Array;
+  private readonly offset: number;
+
+  constructor(paramCount: number, headerReserve = 64) {
+    if (!Number.isInteger(paramCount) || paramCount < 1) throw new RangeError(`paramCount must be a positive integer, got ${paramCount}`);
+    if (!Number.isInteger(headerReserve) || headerReserve < 1 || headerReserve > 65536) {
+      throw new RangeError(`headerReserve must be an integer in [1, 65536], got ${headerReserve}`);
+    }
+    this.offset = (FRAME_PREFIX_BYTES + headerReserve + 3) & ~3;
+    this.frame = new Uint8Array(this.offset + 4 * paramCount);
+    this.data = new Float32Array(this.frame.buffer, this.offset, paramCount);
+  }
+
+  /** Validate the header and return the complete frame over `data` (a copy only if the header outgrew the reserve). */
+  finish(version: number): Uint8Array {
+    assertLittleEndian();
+    const m = validateMessage({ type: 'params', v: PROTOCOL_VERSION, version, data: this.data }, {}, { checkFinite: false });
+    const h = headerOf(m);
+    const packed = packHeader(h);
+    const o = (FRAME_PREFIX_BYTES + packed.length + 3) & ~3;
+    if (o > this.offset) return writeFrame(h, this.data);
+    const frame = this.frame.subarray(this.offset - o);
+    writePrefix(frame, packed, o, this.data.byteLength);
+    frame.fill(0, FRAME_PREFIX_BYTES + packed.length, o);
+    return frame;
+  }
+
+  /** Copy `params` into `data`, then finish(version). */
+  write(version: number, params: Float32Array): Uint8Array {
+    if (!(params instanceof Float32Array) || params.length !== this.data.length) {
+      throw new ProtocolError('E_LENGTH', `params.data: expected ${this.data.length} float32 values, got ${params instanceof Float32Array ? params.length : typeof params}`, {
+        field: 'params.data',
+      });
+    }
+    this.data.set(params);
+    return this.finish(version);
   }
 }

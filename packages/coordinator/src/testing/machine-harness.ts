@@ -15,7 +15,7 @@ import {
 import type { RunEventInit } from '@dptrain/protocol';
 import type { Rng } from '@dptrain/core';
 import { type MachineOptions, type MachineOutput, type Refusal, RoundMachine } from '../machine.js';
-import type { ResultInit, TaskInit } from '../round.js';
+import type { ResultHandling, ResultInit, TaskInit } from '../round.js';
 
 /*
  * A RoundMachine driven by in-process fake workers, for the machine tests. Not part of the
@@ -75,6 +75,8 @@ export class Harness implements MachineOutput {
   pending: Array<{ from: string; r: ResultInit }> = [];
   finished = false;
   failed: Error | undefined;
+  /** How results are handed to the machine (each result's grad is a fresh array, so `owned` is safe). */
+  handling: ResultHandling | undefined;
   m: RoundMachine;
   private nextId = 0;
 
@@ -131,7 +133,7 @@ export class Harness implements MachineOutput {
   /** Deliver one pending result (index i); returns the verdict status. */
   deliver(i = 0): string {
     const [p] = this.pending.splice(i, 1);
-    return this.m.resultReceived(p.from, p.r).status;
+    return this.m.resultReceived(p.from, p.r, undefined, this.handling).status;
   }
 
   /** Deliver pending results in a seeded random order until the run ends (bounded). */

@@ -3,6 +3,15 @@ import { firstNonFinite } from './clip.js';
 import { OPTIMIZER_DEFAULTS, optimizerSlotNames, type OptimizerConfig } from './config.js';
 import type { OptimizerState } from './state.js';
 
+/** Options of optimizerStep. */
+export interface StepOptions {
+  /**
+   * The caller has verified that every gradient is finite (default false: optimizerStep
+   * scans them). Applying a non-finite gradient would corrupt the parameters for good.
+   */
+  checked?: boolean;
+}
+
 /**
  * Apply one update in place to `params` and `state` (grads are read-only), with learning rate
  * `lr` (already scheduled for this step). `cfg` should come from validateOptimizerConfig.
@@ -21,9 +30,17 @@ import type { OptimizerState } from './state.js';
  *   adamw:     w -= lr·wd·w first (decoupled), then the adam update without wd in g.
  *
  * Everything is checked before anything changes: lengths, lr, and that every gradient is
- * finite (else DptrainError E_NONFINITE naming the first bad index). Then state.t++.
+ * finite (else DptrainError E_NONFINITE naming the first bad index; skipped with
+ * `opts.checked`, for a caller that has just verified it, as applyUpdate does). Then state.t++.
  */
-export function optimizerStep(cfg: OptimizerConfig, params: Float32Array, grads: Float32Array, state: OptimizerState, lr: number): void {
+export function optimizerStep(
+  cfg: OptimizerConfig,
+  params: Float32Array,
+  grads: Float32Array,
+  state: OptimizerState,
+  lr: number,
+  opts: StepOptions = {},
+): void {
   const n = params.length;
   if (grads.length !== n) throw new ShapeError(`optimizer: ${grads.length} gradients for ${n} parameters`);
   if (typeof lr !== 'number' || !(lr >= 0 && Number.isFinite(lr))) throw new ConfigError('lr', `expected a finite number >= 0, got ${lr}`);
@@ -34,7 +51,7 @@ export function optimizerStep(cfg: OptimizerConfig, params: Float32Array, grads:
       throw new ShapeError(`optimizer: state slot ${s} ${a instanceof Float32Array ? `has ${a.length} values` : 'is missing'}, expected ${n}`);
     }
   }
-  const bad = firstNonFinite(grads);
+  const bad = opts.checked === true ? -1 : firstNonFinite(grads);
   if (bad >= 0) throw new DptrainError('E_NONFINITE', `optimizer: gradient[${bad}] is ${grads[bad]}; step not applied`);
 
   const wd = cfg.weightDecay ?? OPTIMIZER_DEFAULTS.weightDecay;
@@ -52,7 +69,9 @@ export function optimizerStep(cfg: OptimizerConfig, params: Float32Array, grads:
 
   switch (cfg.name) {
     case 'sgd':
-      for (let i = 0; i < n; i++) params[i] = params[i] - lr * grad(i);
+      // without decay terms grad(i) is grads[i] itself: the same arithmetic in a loop V8 runs ~2× faster
+      if (l2 === 0 && l1 === 0) for (let i = 0; i < n; i++) params[i] = params[i] - lr * grads[i];
+      else for (let i = 0; i < n; i++) params[i] = params[i] - lr * grad(i);
       break;
     case 'momentum':
     case 'nesterov': {

@@ -1,0 +1,115 @@
+import { describe, expect, it } from 'vitest';
+import { DptrainError } from './errors.js';
+import { clipByGlobalNorm, createOptimizerState, firstNonFinite, optimizerStep, validateOptimizerConfig } from './optim/index.js';
+import { Rng } from './rng.js';
+import { scheduledLr } from './schedule.js';
+import { applyUpdate } from './update.js';
+
+const N = 1003;
+const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
+
+function randomArrays(seed: number): { params: Float32Array; grad: Float32Array } {
+  const rng = new Rng(seed);
+  const params = new Float32Array(N);
+  const grad = new Float32Array(N);
+  for (let i = 0; i < N; i++) {
+    params[i] = rng.nextNormal();
+    grad[i] = 40 * rng.nextNormal();
+  }
+  return { params, grad };
+}
+
+/** The update as it was written before the passes were fused: scan, divide, norm, clip (with its scan), step (with its scan). */
+function reference(params: Float32Array, gradSum: Float32Array, B: number, cfg: ReturnType<typeof validateOptimizerConfig>, state: ReturnType<typeof createOptimizerState>, step: number) {
+  if (firstNonFinite(gradSum) >= 0) throw new Error('non-finite');
+  let sq = 0;
+  for (let i = 0; i < gradSum.length; i++) {
+    gradSum[i] = gradSum[i] / B;
+    sq += gradSum[i] * gradSum[i];
+  }
+  const gradNorm = cfg.clipNorm !== undefined ? clipByGlobalNorm(gradSum, cfg.clipNorm) : Math.sqrt(sq);
+  const lr = scheduledLr(cfg.lr, cfg.schedule, step);
+  optimizerStep(cfg, params, gradSum, state, lr);
+  return { lr, gradNorm };
+}
+
+describe('applyUpdate (one fused pass)', () => {
+  it.each([
+    ['sgd', { name: 'sgd', lr: 0.05 }],
+    ['momentum + weight decay', { name: 'momentum', lr: 0.01, weightDecay: 1e-3 }],
+    ['adam, clipped (the clip applies)', { name: 'adam', lr: 1e-3, clipNorm: 0.5 }],
+    ['adamw, clip above the norm (no-op)', { name: 'adamw', lr: 1e-3, weightDecay: 0.01, clipNorm: 1e9 }],
+    ['sgd, cosine schedule', { name: 'sgd', lr: 0.1, schedule: { type: 'cosine', totalSteps: 10 } }],
+  ])('gives bit-identical parameters, state and norm to the unfused update: %s', (_, raw) => {
+    const cfg = validateOptimizerConfig(raw);
+    const a = randomArrays(7);
+    const b = randomArrays(7);
+    const sa = createOptimizerState(cfg, N);
+    const sb = createOptimizerState(cfg, N);
+    let norm = 0;
+    for (let step = 0; step < 3; step++) {
+      const g = randomArrays(100 + step).grad;
+      const ua = applyUpdate(a.params, Float32Array.from(g), 96, cfg, sa, step);
+      const ub = reference(b.params, Float32Array.from(g), 96, cfg, sb, step);
+      expect(ua).toEqual(ub);
+      norm = ua.gradNorm;
+      expect(bits(a.params)).toEqual(bits(b.params));
+      for (const k of Object.keys(sa.slots)) expect(bits(sa.slots[k])).toEqual(bits(sb.slots[k]));
+      expect(sa.t).toBe(sb.t);
+    }
+    if (cfg.clipNorm !== undefined) expect(norm > cfg.clipNorm).toBe(cfg.clipNorm === 0.5); // the clip really applied (or really did not)
+  });
+
+  it.each([
+    ['NaN at the end', N - 1, NaN],
+    ['+Infinity in the middle', 500, Infinity],
+    ['-Infinity first', 0, -Infinity],
+  ])('refuses a non-finite gradient (%s), naming the first bad element, before params or state change', (_, at, value) => {
+    const cfg = validateOptimizerConfig({ name: 'adam', lr: 1e-3, clipNorm: 1 });
+    const { params, grad } = randomArrays(3);
+    grad[at] = value;
+    if (at < N - 1) grad[N - 1] = NaN; // a later bad element must not be the one named
+    const before = Float32Array.from(params);
+    const state = createOptimizerState(cfg, N);
+    let err: unknown;
+    try {
+      applyUpdate(params, grad, 32, cfg, state, 4);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(DptrainError);
+    expect((err as DptrainError).code).toBe('E_NONFINITE');
+    expect((err as Error).message).toBe(`gradient element ${at} is ${value} at step 4; update refused`);
+    expect(bits(params)).toEqual(bits(before));
+    expect(state.t).toBe(0);
+    expect(bits(state.slots.m)).toEqual(bits(new Float32Array(N)));
+  });
+
+  it('catches a gradient sum that overflowed float32 in the reduction', () => {
+    const cfg = validateOptimizerConfig({ name: 'sgd', lr: 0.1 });
+    const huge = Float32Array.from([3e38, 1, 2]);
+    const sum = Float32Array.from(huge);
+    sum[0] += huge[0]; // two finite worker gradients whose float32 sum is +Infinity
+    expect(sum[0]).toBe(Infinity);
+    const params = Float32Array.from([1, 2, 3]);
+    expect(() => applyUpdate(params, sum, 2, cfg, createOptimizerState(cfg, 3), 0)).toThrow(/gradient element 0 is Infinity/);
+    expect(Array.from(params)).toEqual([1, 2, 3]);
+  });
+});
+
+describe('optimizerStep checked option', () => {
+  it('gives the same update with and without the scan, and scans by default', () => {
+    const cfg = validateOptimizerConfig({ name: 'rmsprop', lr: 0.01 });
+    const a = randomArrays(11);
+    const b = randomArrays(11);
+    const sa = createOptimizerState(cfg, N);
+    const sb = createOptimizerState(cfg, N);
+    optimizerStep(cfg, a.params, a.grad, sa, 0.01, { checked: true });
+    optimizerStep(cfg, b.params, b.grad, sb, 0.01);
+    expect(bits(a.params)).toEqual(bits(b.params));
+    expect(bits(sa.slots.sq)).toEqual(bits(sb.slots.sq));
+    b.grad[9] = NaN;
+    expect(() => optimizerStep(cfg, b.params, b.grad, sb, 0.01, {})).toThrow(/gradient\[9\] is NaN/);
+    expect(sb.t).toBe(1);
+  });
+});
