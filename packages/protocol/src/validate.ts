@@ -1,4 +1,4 @@
-import { DptrainError, paramLayout, validateModelSpec, type KernelName, type ModelSpec } from '@dptrain/core';
+import { DptrainError, firstNonFinite, paramLayout, validateModelSpec, type KernelName, type ModelSpec } from '@dptrain/core';
 import { ProtocolError } from './errors.js';
 import { bool, fieldError, has, int, isObj, num, obj, oneOf, str, type Obj } from './fields.js';
 import {
@@ -41,29 +41,8 @@ const CODE = /^[A-Z][A-Z0-9_]*$/;
 const KERNELS: readonly KernelName[] = ['js', 'wasm'];
 const isPow2 = (n: number) => n >= 1 && n <= 2 ** 31 && (n & (n - 1)) === 0;
 
-/** Index of the first NaN or ±Infinity in `a`, or -1. */
-export function findNonFinite(a: Float32Array): number {
-  // Fast pass: x * 0 is ±0 for finite x and NaN otherwise, and NaN sticks in the sum.
-  // Four independent accumulators let the CPU overlap the additions.
-  let a0 = 0;
-  let a1 = 0;
-  let a2 = 0;
-  let a3 = 0;
-  const n4 = a.length & ~3;
-  for (let i = 0; i < n4; i += 4) {
-    a0 += a[i] * 0;
-    a1 += a[i + 1] * 0;
-    a2 += a[i + 2] * 0;
-    a3 += a[i + 3] * 0;
-  }
-  for (let i = n4; i < a.length; i++) a0 += a[i] * 0;
-  if (a0 + a1 + a2 + a3 === 0) return -1;
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i];
-    if (x - x !== 0) return i;
-  }
-  return -1;
-}
+/** Index of the first NaN or ±Infinity in `a`, or -1 (core's scan, re-exported for the codec's users). */
+export const findNonFinite: (a: Float32Array) => number = firstNonFinite;
 
 /** Check `v`, then the type, then every field; return a fresh message holding only known fields. */
 export function validateMessage(raw: unknown, ctx: DecodeContext = {}, opts: ValidateOptions = {}): Message {
