@@ -1,29 +1,12 @@
 import { type NodeStats, type SamplerBatch, type TreeNode, TreeReducer, alignedNodes, firstNonFinite, leafCount } from '@dptrain/core';
+import type { ResultMessage, TaskMessage } from '@dptrain/protocol';
 import { type LeafRange, assignLeaves, nodeSamples, rangeForNode } from './assign.js';
 
 /** A task as the machine hands it to the transport (the protocol `task` message without type/v). */
-export interface TaskInit {
-  step: number;
-  version: number;
-  epoch: number;
-  leafLo: number;
-  leafHi: number;
-  leafCount: number;
-  batchSize: number;
-  indices: Int32Array;
-}
+export type TaskInit = Omit<TaskMessage, 'type' | 'v'>;
 
-/** A decoded `result` message (fields the round needs). */
-export interface ResultInit {
-  step: number;
-  nodeLo: number;
-  nodeSize: number;
-  samples: number;
-  lossSum: number;
-  correct: number;
-  computeMs: number;
-  grad: Float32Array;
-}
+/** A decoded `result` message without type/v (the fields the round needs). */
+export type ResultInit = Omit<ResultMessage, 'type' | 'v'>;
 
 /** How a result's gradient reached the round (both default to false: scan it, copy it). */
 export interface ResultHandling {

@@ -1,18 +1,9 @@
 import { type Dataset, LeafComputer, alignedNodes, fingerprint, runSeeds } from '@dptrain/core';
-import { type ErrorMessage, type Message, type TaskMessage, decode, encode, encodeResult } from '@dptrain/protocol';
+import { type ErrorMessage, type Message, type ResultMessage, type TaskMessage, decode, encode, encodeResult } from '@dptrain/protocol';
 import { WebSocket } from 'ws';
 
 /** One computed node result, as a fake worker is about to send it. */
-export interface FakeResult {
-  step: number;
-  nodeLo: number;
-  nodeSize: number;
-  samples: number;
-  lossSum: number;
-  correct: number;
-  computeMs: number;
-  grad: Float32Array;
-}
+export type FakeResult = Omit<ResultMessage, 'type' | 'v'>;
 
 /** What a fake worker saw until its socket closed. */
 export interface FakeEnd {
