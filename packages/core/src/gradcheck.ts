@@ -33,6 +33,9 @@ const float64Kernels: Kernels = {
         c[i * k + p] = s;
       }
   },
+  add(n, dst, src) {
+    for (let i = 0; i < n; i++) dst[i] += src[i];
+  },
 };
 
 export interface GradCheckResult {

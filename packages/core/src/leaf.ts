@@ -2,8 +2,8 @@ import type { Dataset } from './data/index.js';
 import type { Kernels } from './kernels/index.js';
 import { Network } from './network.js';
 import type { ModelSpec } from './spec.js';
-import { type TreeNode, alignedNodes } from './tree.js';
-import { ShapeError } from './errors.js';
+import { type TreeNode, alignedNodes, nextPow2 } from './tree.js';
+import { DptrainError, ShapeError } from './errors.js';
 
 export interface NodeStats {
   samples: number;
@@ -20,6 +20,15 @@ export interface BatchRef {
   /** Sample indices of the rows of leaves [indexBase, ...): row r of leaf j is indices[(j - indexBase) * leafSize + r]. */
   indices: ArrayLike<number>;
   indexBase: number;
+}
+
+/**
+ * Parameter-sized buffers a LeafComputer uses to sum nodes of a batch of `batchSize`
+ * rows in leaves of `leafSize`: one per tree level plus the node itself. Pass it to
+ * kernelsForModel so they fit in the kernels' memory.
+ */
+export function treeBuffers(batchSize: number, leafSize: number): number {
+  return Math.log2(nextPow2(Math.ceil(batchSize / leafSize))) + 1;
 }
 
 /**
@@ -62,22 +71,43 @@ export class LeafComputer {
   /** Sum of node (lo, size) into `out` (overwritten). */
   computeNode(batch: BatchRef, node: TreeNode, out: Float32Array): NodeStats {
     if (out.length !== this.paramCount) throw new ShapeError(`gradient buffer has ${out.length} values, expected ${this.paramCount}`);
-    return this.sumNode(batch, node.lo, node.size, out, 0);
+    // The tree is summed in buffers of the kernels' own memory (level 0 holds the node),
+    // where the leaves' weight gradients are written in place and kernels.add sums them;
+    // one copy hands the node out.
+    const root = this.level(0);
+    const st = this.sumNode(batch, node.lo, node.size, root, 1);
+    out.set(root);
+    return st;
   }
 
-  private buffer(depth: number): Float32Array {
-    while (this.scratch.length <= depth) this.scratch.push(new Float32Array(this.paramCount));
+  /**
+   * The tree buffer of a level (allocated on first use from the kernels' memory, or as
+   * a plain array when that memory is full: correct, just slower).
+   */
+  private level(depth: number): Float32Array {
+    const K = this.net.kernels;
+    while (this.scratch.length <= depth) {
+      let buf: Float32Array;
+      try {
+        buf = K.alloc(this.paramCount);
+      } catch (e) {
+        if (!(e instanceof DptrainError) || e.code !== 'E_KERNEL_MEMORY') throw e;
+        buf = new Float32Array(this.paramCount);
+      }
+      this.scratch.push(buf);
+    }
     return this.scratch[depth];
   }
 
-  private sumNode(batch: BatchRef, lo: number, size: number, out: Float32Array, depth: number): NodeStats {
-    if (size === 1) return this.leaf(batch, lo, out);
+  /** Node (lo, size) into `dst`: its left half into dst, its right half into the next level's buffer, then dst += right. */
+  private sumNode(batch: BatchRef, lo: number, size: number, dst: Float32Array, depth: number): NodeStats {
+    if (size === 1) return this.leaf(batch, lo, dst);
     const half = size / 2;
-    const left = this.sumNode(batch, lo, half, out, depth);
+    const left = this.sumNode(batch, lo, half, dst, depth);
     if (lo + half >= batch.leafCount) return left;
-    const tmp = this.buffer(depth);
+    const tmp = this.level(depth);
     const right = this.sumNode(batch, lo + half, half, tmp, depth + 1);
-    for (let i = 0; i < out.length; i++) out[i] += tmp[i];
+    this.net.kernels.add(this.paramCount, dst, tmp);
     return { samples: left.samples + right.samples, lossSum: left.lossSum + right.lossSum, correct: left.correct + right.correct };
   }
 
@@ -97,8 +127,7 @@ export class LeafComputer {
       net.input.set(x.subarray(s * fin, (s + 1) * fin), r * fin);
       net.target.set(y.subarray(s * fout, (s + 1) * fout), r * fout);
     }
-    const st = net.lossAndGrad(rows, { training: true, dropoutSeed: this.seed, step: batch.step, sampleIds: this.ids });
-    out.set(net.grad);
+    const st = net.lossAndGrad(rows, { training: true, dropoutSeed: this.seed, step: batch.step, sampleIds: this.ids }, out);
     return { samples: rows, lossSum: st.lossSum, correct: st.correct };
   }
 }

@@ -144,11 +144,16 @@ export class Network {
     return this.outputDelta(rows, false);
   }
 
-  /** Forward + backward over `rows` rows of input/target; writes the gradient sum into `grad`. */
-  lossAndGrad(rows: number, opts: PassOptions = {}): LossStats {
+  /**
+   * Forward + backward over `rows` rows of input/target; writes the gradient sum into
+   * `gradOut` (default `grad`), a flat buffer in the parameter layout — best one from
+   * `kernels.alloc`, which the kernels write in place (any other is correct, just slower).
+   */
+  lossAndGrad(rows: number, opts: PassOptions = {}, gradOut: Float32Array = this.grad): LossStats {
+    if (gradOut.length < this.layout.total) throw new ShapeError(`gradient buffer has ${gradOut.length} values, model ${describe(this.spec)} needs ${this.layout.total}`);
     this.forward(rows, opts);
     const stats = this.outputDelta(rows, true);
-    this.backward(rows);
+    this.backward(rows, gradOut);
     return stats;
   }
 
@@ -212,16 +217,19 @@ export class Network {
     return { lossSum, correct };
   }
 
-  private backward(rows: number): void {
+  private backward(rows: number, g: Float32Array): void {
     const K = this.kernels;
     const L = this.spec.layers.length;
+    const own = g === this.grad;
+    const t = this.layout.tensors;
     for (let l = L - 1; l >= 0; l--) {
       const n = this.sizes[l + 1];
       const k = this.sizes[l];
       const d = this.delta[l];
       const prev = l === 0 ? this.input : this.a[l - 1];
-      K.gemmAtB(rows, n, k, d, prev, this.dW[l]);
-      const db = this.db[l];
+      const dW = own ? this.dW[l] : g.subarray(t[2 * l].offset, t[2 * l].offset + t[2 * l].length);
+      const db = own ? this.db[l] : g.subarray(t[2 * l + 1].offset, t[2 * l + 1].offset + t[2 * l + 1].length);
+      K.gemmAtB(rows, n, k, d, prev, dW);
       for (let j = 0; j < n; j++) {
         let s = 0;
         for (let r = 0; r < rows; r++) s += d[r * n + j];
@@ -342,13 +350,19 @@ export function networkBytes(spec: ModelSpec, maxRows: number): number {
 /**
  * Kernels sized for networks of this spec with the given row counts: 'js' is shared;
  * 'wasm' gets its own memory, large enough for the networks' buffers plus the packing
- * scratch of the largest layer (its weights and a block of rows, twice over).
+ * scratch of the largest layer (its weights and a block of rows, twice over), plus
+ * `gradBuffers` more parameter-sized buffers (a LeafComputer's reduction tree: see
+ * treeBuffers).
  */
-export function kernelsForModel(name: KernelName, spec: ModelSpec, maxRows: number[]): Kernels {
+export function kernelsForModel(name: KernelName, spec: ModelSpec, maxRows: number[], gradBuffers = 0): Kernels {
   if (name !== 'wasm') return getKernels(name);
   const sizes = [spec.inputSize, ...spec.layers.map((l) => l.units)];
   let largest = 0;
   for (let i = 1; i < sizes.length; i++) largest = Math.max(largest, (sizes[i] + Math.max(...maxRows)) * (sizes[i - 1] + 8));
-  const bytes = maxRows.reduce((s, r) => s + networkBytes(spec, r) + 256, 0) + 2 * 4 * largest + (8 << 20);
-  return createWasmKernels({ memoryMiB: Math.max(16, Math.min(2048, Math.ceil(bytes / (1 << 20)))) });
+  const base = maxRows.reduce((s, r) => s + networkBytes(spec, r) + 256, 0) + 2 * 4 * largest + (8 << 20);
+  // as many of the gradient buffers as fit in the 2 GiB a memory may have (a LeafComputer
+  // puts the rest in plain arrays)
+  const per = paramLayout(spec).total * 4 + 64;
+  const grads = Math.max(0, Math.min(gradBuffers, Math.floor((2048 * (1 << 20) - base) / per))) * per;
+  return createWasmKernels({ memoryMiB: Math.max(16, Math.min(2048, Math.ceil((base + grads) / (1 << 20)))) });
 }

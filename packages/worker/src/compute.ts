@@ -1,4 +1,4 @@
-import { type Dataset, DptrainError, LeafComputer, alignedNodes, firstNonFinite, kernelsForModel, runSeeds } from '@dptrain/core';
+import { type Dataset, DptrainError, LeafComputer, alignedNodes, firstNonFinite, kernelsForModel, runSeeds, treeBuffers } from '@dptrain/core';
 import { ResultFrame, type TaskMessage, type WelcomeMessage } from '@dptrain/protocol';
 import type { FaultInjector } from './test-fault.js';
 
@@ -33,7 +33,9 @@ export class TaskRunner {
     train: Dataset,
     private readonly fault?: FaultInjector,
   ) {
-    const kernels = kernelsForModel(welcome.run.kernel, welcome.model, [welcome.run.leafSize]);
+    // the batch size is not known before the first task: room for nodes of up to 128 leaves
+    // in the kernels' memory (larger nodes still work, their deeper levels in plain arrays)
+    const kernels = kernelsForModel(welcome.run.kernel, welcome.model, [welcome.run.leafSize], treeBuffers(128, 1));
     this.computer = new LeafComputer(welcome.model, train, { leafSize: welcome.run.leafSize, seed: runSeeds(welcome.run.seed).dropout, kernels });
     this.paramCount = this.computer.paramCount;
     if (this.paramCount !== welcome.paramCount) {

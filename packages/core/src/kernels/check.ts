@@ -45,3 +45,22 @@ export function checkGemm(
     checkLen(op, 'c', c, m * k, `m*k = ${m}*${k}`);
   }
 }
+
+/** Validate the arguments of an element-wise call on n elements. */
+export function checkElementwise(op: 'add', n: number, dst: Float32Array, src: Float32Array): void {
+  checkDim(op, 'n', n);
+  checkLen(op, 'dst', dst, n, 'n');
+  checkLen(op, 'src', src, n, 'n');
+}
+
+/** dst[i] += src[i] for i < n in plain JavaScript (float64 sum, rounded to float32 on store). */
+export function addJs(n: number, dst: Float32Array, src: Float32Array): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    dst[i] += src[i];
+    dst[i + 1] += src[i + 1];
+    dst[i + 2] += src[i + 2];
+    dst[i + 3] += src[i + 3];
+  }
+  for (; i < n; i++) dst[i] += src[i];
+}

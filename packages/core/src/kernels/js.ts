@@ -1,5 +1,5 @@
 import type { Kernels } from './types.js';
-import { checkGemm } from './check.js';
+import { addJs, checkElementwise, checkGemm } from './check.js';
 
 /*
  * Fast pure-TypeScript GEMM, bit-identical to referenceKernels.
@@ -226,5 +226,9 @@ export const jsKernels: Kernels = {
     packRows(a, m, n, packA);
     packCols(b, k, n, packB);
     product(packA, m, packB, k, n, c, k, undefined);
+  },
+  add(n, dst, src) {
+    checkElementwise('add', n, dst, src);
+    addJs(n, dst, src);
   },
 };

@@ -35,4 +35,7 @@ export const referenceKernels: Kernels = {
       }
     }
   },
+  add(n, dst, src) {
+    for (let i = 0; i < n; i++) dst[i] = Math.fround(dst[i] + src[i]);
+  },
 };

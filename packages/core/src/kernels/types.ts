@@ -24,4 +24,11 @@ export interface Kernels {
   gemmAtB(m: number, n: number, k: number, a: Float32Array, b: Float32Array, c: Float32Array): void;
   /** Input gradient: C[m×k] = A[m×n] · B[n×k] (overwrites C). dX = δ·W. */
   gemmAB(m: number, n: number, k: number, a: Float32Array, b: Float32Array, c: Float32Array): void;
+  /**
+   * Element-wise sum in place: dst[i] = dst[i] + src[i] for i < n, each a single
+   * float32 addition rounded to nearest. That is bit-identical in every implementation
+   * (a float64 sum of two float32 values rounds to the same float32), so the
+   * reduction tree gives the same bits whichever kernel adds its nodes.
+   */
+  add(n: number, dst: Float32Array, src: Float32Array): void;
 }

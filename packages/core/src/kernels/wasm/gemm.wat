@@ -260,6 +260,37 @@
   (func $clip (param $x i32) (param $cap i32) (result i32)
     (select (local.get $cap) (local.get $x) (i32.gt_u (local.get $x) (local.get $cap))))
 
+  ;; Element-wise sum: dst[i] = dst[i] + src[i] for i < $n (f32, round to nearest: the same bits as
+  ;; any IEEE single-precision addition, so the same as the JS kernels). 16 floats per iteration,
+  ;; then 4, then single floats. $dst and $src may be equal; other overlaps are not supported.
+  (func (export "vadd") (param $dst i32) (param $src i32) (param $n i32)
+    (local $end i32)
+    (local.set $end (i32.add (local.get $dst) (i32.shl (local.get $n) (i32.const 2))))
+    (block $done16
+      (loop $l16
+        (br_if $done16 (i32.gt_u (i32.add (local.get $dst) (i32.const 64)) (local.get $end)))
+        (v128.store (local.get $dst) (f32x4.add (v128.load (local.get $dst)) (v128.load (local.get $src))))
+        (v128.store offset=16 (local.get $dst) (f32x4.add (v128.load offset=16 (local.get $dst)) (v128.load offset=16 (local.get $src))))
+        (v128.store offset=32 (local.get $dst) (f32x4.add (v128.load offset=32 (local.get $dst)) (v128.load offset=32 (local.get $src))))
+        (v128.store offset=48 (local.get $dst) (f32x4.add (v128.load offset=48 (local.get $dst)) (v128.load offset=48 (local.get $src))))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 64)))
+        (local.set $src (i32.add (local.get $src) (i32.const 64)))
+        (br $l16)))
+    (block $done4
+      (loop $l4
+        (br_if $done4 (i32.gt_u (i32.add (local.get $dst) (i32.const 16)) (local.get $end)))
+        (v128.store (local.get $dst) (f32x4.add (v128.load (local.get $dst)) (v128.load (local.get $src))))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
+        (local.set $src (i32.add (local.get $src) (i32.const 16)))
+        (br $l4)))
+    (block $done1
+      (loop $l1
+        (br_if $done1 (i32.ge_u (local.get $dst) (local.get $end)))
+        (f32.store (local.get $dst) (f32.add (f32.load (local.get $dst)) (f32.load (local.get $src))))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 4)))
+        (local.set $src (i32.add (local.get $src) (i32.const 4)))
+        (br $l1))))
+
   ;; Forward: C[m x n] = A[m x k] . B[n x k]^T (+ bias[n] if $bias != 0).
   ;; Scratch: $pa holds ceil(m/4)*4*k f32, $pb holds ceil(n/8)*8*k f32.
   (func (export "gemm_abt") (param $m i32) (param $n i32) (param $k i32) (param $a i32) (param $b i32)

@@ -1,5 +1,5 @@
 import type { Kernels } from '../types.js';
-import { checkGemm } from '../check.js';
+import { addJs, checkElementwise, checkGemm } from '../check.js';
 import { ConfigError, DptrainError, ShapeError } from '../../errors.js';
 import { decodeBase64 } from './base64.js';
 import { GEMM_WASM_BASE64 } from './gemm.wasm.js';
@@ -49,6 +49,7 @@ interface GemmExports {
   gemm_abt(m: number, n: number, k: number, a: number, b: number, c: number, bias: number, pa: number, pb: number): void;
   gemm_atb(m: number, n: number, k: number, a: number, b: number, c: number, pa: number, pb: number): void;
   gemm_ab(m: number, n: number, k: number, a: number, b: number, c: number, pa: number, pb: number): void;
+  vadd(dst: number, src: number, n: number): void;
 }
 
 const api = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
@@ -151,6 +152,26 @@ class WasmKernels implements Kernels {
     const cP = this.output(c, m * k);
     this.fn.gemm_ab(m, n, k, aP, bP, cP, paP, pbP);
     this.finish(c, cP, m * k);
+  };
+
+  add = (n: number, dst: Float32Array, src: Float32Array): void => {
+    checkElementwise('add', n, dst, src);
+    if (n === 0) return;
+    // partly overlapping operands: the sequential JS order defines the result
+    const d0 = dst.byteOffset;
+    const s0 = src.byteOffset;
+    if (dst.buffer === src.buffer && d0 !== s0 && d0 < s0 + 4 * n && s0 < d0 + 4 * n) return addJs(n, dst, src);
+    const dIn = this.inside(dst, n);
+    const sIn = this.inside(src, n);
+    // Foreign operands are copied through scratch (the copies and the SIMD sum still beat
+    // a scalar JS loop several times over) when scratch has room; else plain JS.
+    const need = (dIn ? 0 : pad(4 * n)) + (sIn ? 0 : pad(4 * n));
+    if (this.top - need < this.heapTop) return addJs(n, dst, src);
+    this.begin('add', need);
+    const dP = this.input(dst, n);
+    const sP = src === dst ? dP : this.input(src, n);
+    this.fn.vadd(dP, sP, n);
+    this.finish(dst, dP, n);
   };
 
   /** Whether the first len elements of v lie in the usable part of this memory. */

@@ -1,0 +1,134 @@
+import { describe, expect, it } from 'vitest';
+import { blobs } from './data/index.js';
+import { DptrainError } from './errors.js';
+import { initParams } from './init.js';
+import { type Kernels, createWasmKernels, jsKernels, wasmSupported } from './kernels/index.js';
+import { LeafComputer, treeBuffers } from './leaf.js';
+import { Network, kernelsForModel } from './network.js';
+import type { ModelSpec } from './spec.js';
+import { alignedNodes, leafCount, nextPow2 } from './tree.js';
+
+const spec: ModelSpec = {
+  inputSize: 5,
+  layers: [
+    { units: 7, activation: 'tanh', dropout: 0.25 },
+    { units: 6, activation: 'relu' },
+    { units: 3, activation: 'softmax' },
+  ],
+  loss: 'softmax_cross_entropy',
+};
+const data = blobs(300, { centers: 3, dims: 5, seed: 4 });
+const LEAF = 8;
+const SEED = 11;
+const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
+
+/**
+ * The definition, written out independently: every leaf's gradient by its own forward and
+ * backward pass on a fresh network, then the tree of DESIGN.md (left + right, an empty right
+ * half passes the left up) in plain float32 additions.
+ */
+function definition(K: Kernels, params: Float32Array, indices: number[], step: number, node: { lo: number; size: number }): Float32Array {
+  const net = new Network(spec, { maxRows: LEAF, kernels: K });
+  net.setParams(params);
+  const L = leafCount(indices.length, LEAF);
+  const sum = (lo: number, size: number): Float32Array | undefined => {
+    if (lo >= L) return undefined;
+    if (size === 1) {
+      const rows = Math.min(LEAF, indices.length - lo * LEAF);
+      const ids = indices.slice(lo * LEAF, lo * LEAF + rows);
+      ids.forEach((s, r) => {
+        net.input.set(data.x.subarray(s * 5, s * 5 + 5), r * 5);
+        net.target.set(data.y.subarray(s * 3, s * 3 + 3), r * 3);
+      });
+      net.lossAndGrad(rows, { training: true, dropoutSeed: SEED, step, sampleIds: ids });
+      return Float32Array.from(net.grad);
+    }
+    const left = sum(lo, size / 2)!;
+    const right = sum(lo + size / 2, size / 2);
+    if (right) for (let i = 0; i < left.length; i++) left[i] = Math.fround(left[i] + right[i]);
+    return left;
+  };
+  return sum(node.lo, node.size)!;
+}
+
+const kernelSets: Array<[string, () => Kernels]> = [['js', () => jsKernels]];
+if (wasmSupported()) {
+  kernelSets.push(['wasm, tree in its memory', () => kernelsForModel('wasm', spec, [LEAF], treeBuffers(100, LEAF))]);
+}
+// kernels whose memory is full once the network has its buffers: the tree levels fall back
+// to plain arrays
+kernelSets.push([
+  'memory full after the network',
+  () => {
+    const K = wasmSupported() ? createWasmKernels({ memoryMiB: 1 }) : jsKernels;
+    const full: Kernels & { inner: Kernels; isFull: boolean; refused: number } = {
+      ...K,
+      name: K.name,
+      inner: K,
+      isFull: false,
+      refused: 0,
+      alloc: (n: number) => {
+        if (full.isFull) {
+          full.refused++;
+          throw new DptrainError('E_KERNEL_MEMORY', 'full (test)');
+        }
+        return K.alloc(n);
+      },
+    };
+    return full;
+  },
+]);
+
+describe.each(kernelSets)('LeafComputer.computeNode (%s)', (_name, make) => {
+  const indices = Array.from({ length: 100 }, (_, i) => (i * 37 + 5) % data.n); // 13 leaves: a padded tree
+  const L = leafCount(indices.length, LEAF);
+  const params = initParams(spec, 3);
+
+  it('gives the bits of the leaves summed by the fixed tree, for the root and for every aligned node of a split', () => {
+    const K = make();
+    const computer = new LeafComputer(spec, data, { leafSize: LEAF, seed: SEED, kernels: K });
+    if ('isFull' in K) K.isFull = true;
+    computer.setParams(params);
+    const out = new Float32Array(computer.paramCount);
+    const batch = { step: 5, leafCount: L, batchSize: indices.length, indices, indexBase: 0 };
+    const root = { lo: 0, size: nextPow2(L) };
+    const st = computer.computeNode(batch, root, out);
+    expect(st.samples).toBe(100);
+    const inner = (K as { inner?: Kernels }).inner;
+    if (inner) expect((K as unknown as { refused: number }).refused).toBeGreaterThan(0);
+    const D = inner ?? K;
+    expect(bits(out)).toEqual(bits(definition(D, params, indices, 5, root)));
+    // the nodes a worker holding leaves [3, 13) returns, computed from its own slice of indices
+    for (const node of alignedNodes(3, L, L)) {
+      const got = new Float32Array(computer.paramCount).fill(Number.NaN);
+      computer.computeNode({ ...batch, indices: indices.slice(3 * LEAF), indexBase: 3 }, node, got);
+      expect(bits(got), `node (${node.lo}, ${node.size})`).toEqual(bits(definition(D, params, indices, 5, node)));
+    }
+  });
+
+  it('refuses an output buffer of the wrong length', () => {
+    const computer = new LeafComputer(spec, data, { leafSize: LEAF, seed: SEED, kernels: make() });
+    expect(() => computer.computeNode({ step: 0, leafCount: L, batchSize: 100, indices, indexBase: 0 }, { lo: 0, size: 1 }, new Float32Array(3))).toThrow(
+      /gradient buffer has 3 values, expected \d+/,
+    );
+  });
+});
+
+describe('Network.lossAndGrad into another buffer', () => {
+  it('writes the same bits as into its own grad, and refuses a buffer that is too short', () => {
+    const net = new Network(spec, { maxRows: LEAF, kernels: jsKernels });
+    net.setParams(initParams(spec, 9));
+    for (let r = 0; r < LEAF; r++) {
+      net.input.set(data.x.subarray(r * 5, r * 5 + 5), r * 5);
+      net.target.set(data.y.subarray(r * 3, r * 3 + 3), r * 3);
+    }
+    const opts = { training: true, dropoutSeed: 1, step: 2, sampleIds: [0, 1, 2, 3, 4, 5, 6, 7] };
+    const other = new Float32Array(net.layout.total).fill(Number.NaN);
+    const a = net.lossAndGrad(LEAF, opts, other);
+    net.grad.fill(Number.NaN);
+    const b = net.lossAndGrad(LEAF, opts);
+    expect(a).toEqual(b);
+    expect(bits(other)).toEqual(bits(net.grad));
+    expect(() => net.lossAndGrad(LEAF, opts, new Float32Array(4))).toThrow(/gradient buffer has 4 values/);
+  });
+});
