@@ -472,6 +472,7 @@ export class RoundMachine {
       paramCount: this.paramCount,
       takeBuffer: () => this.pool.take(),
       releaseBuffer: (b) => this.pool.give(b),
+      add: this.evalNet.kernels.add,
     });
     this.round = r;
     this.members = ready;

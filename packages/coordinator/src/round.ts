@@ -73,6 +73,8 @@ export class Round {
     paramCount: number;
     takeBuffer: () => Float32Array;
     releaseBuffer: (b: Float32Array) => void;
+    /** Sums one node into its sibling (a kernels' add; default a JS loop: the same bits). */
+    add?: (n: number, dst: Float32Array, src: Float32Array) => void;
   }) {
     this.step = args.step;
     this.version = args.version;
@@ -82,7 +84,7 @@ export class Round {
     this.L = leafCount(this.B, args.leafSize);
     this.paramCount = args.paramCount;
     this.takeBuffer = args.takeBuffer;
-    this.reducer = new TreeReducer(this.L, args.releaseBuffer);
+    this.reducer = new TreeReducer(this.L, args.releaseBuffer, args.add);
   }
 
   /** Give contiguous leaf blocks to the workers (in order); returns the tasks per worker. */

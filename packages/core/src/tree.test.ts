@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { TreeReducer, alignedNodes, leafCount, nextPow2 } from './tree.js';
 import { Rng } from './rng.js';
+import { createWasmKernels, jsKernels, wasmSupported } from './kernels/index.js';
 
 /** Ground truth: the recursive sum of node (lo, size) over leaf vectors. */
 function recursive(leaves: Float32Array[], lo: number, size: number): Float32Array {
@@ -59,6 +60,28 @@ describe('reduction tree', () => {
         expect(Array.from(red.result())).toEqual(Array.from(truth));
       }
     }
+  });
+
+  it('sums siblings with the add it is given (wasm, js kernels) to the same bits, and refuses siblings of different lengths', () => {
+    const rng = new Rng(4);
+    const L = 11;
+    const leaves = Array.from({ length: L }, () => Float32Array.from({ length: 1001 }, () => rng.nextNormal() * 10 ** rng.nextInt(6)));
+    const truth = recursive(leaves, 0, nextPow2(L));
+    const adds: Array<(n: number, d: Float32Array, s: Float32Array) => void> = [jsKernels.add];
+    if (wasmSupported()) adds.push(createWasmKernels({ memoryMiB: 2 }).add);
+    for (const add of adds) {
+      let calls = 0;
+      const red = new TreeReducer(L, () => {}, (n, d, s) => {
+        calls++;
+        add(n, d, s);
+      });
+      for (let j = 0; j < L; j++) red.add(j, 1, Float32Array.from(leaves[j]));
+      expect(calls).toBe(L - 1);
+      expect(Array.from(red.result())).toEqual(Array.from(truth));
+    }
+    const red = new TreeReducer(2);
+    red.add(0, 1, new Float32Array(3));
+    expect(() => red.add(1, 1, new Float32Array(4))).toThrow(/node \(1, 1\) has 4 values, its sibling 3/);
   });
 
   it('a naive left-to-right sum differs, so the test above can fail', () => {

@@ -50,6 +50,10 @@ export function alignedNodes(a: number, b: number, leaves: number): TreeNode[] {
 
 const key = (lo: number, size: number) => `${lo}/${size}`;
 
+function addPlain(n: number, dst: Float32Array, src: Float32Array): void {
+  for (let i = 0; i < n; i++) dst[i] += src[i];
+}
+
 /**
  * Collects node sums (any partition of the leaves into tree nodes) and combines
  * siblings as soon as both are present, so results are reduced as they arrive.
@@ -61,12 +65,19 @@ export class TreeReducer {
   readonly P: number;
   private root: Float32Array | undefined;
   private readonly release: (buf: Float32Array) => void;
+  private readonly addInto: (n: number, dst: Float32Array, src: Float32Array) => void;
 
-  constructor(leaves: number, release: (buf: Float32Array) => void = () => {}) {
+  /**
+   * `release` gets every buffer the reducer is done with; `add` sums a sibling into
+   * another (default: a JS loop; pass a kernels' `add` — every implementation gives the
+   * same bits, one float32 addition per element).
+   */
+  constructor(leaves: number, release: (buf: Float32Array) => void = () => {}, add: (n: number, dst: Float32Array, src: Float32Array) => void = addPlain) {
     if (!Number.isInteger(leaves) || leaves < 1) throw new RangeError(`leaves must be a positive integer, got ${leaves}`);
     this.leaves = leaves;
     this.P = nextPow2(leaves);
     this.release = release;
+    this.addInto = add;
   }
 
   /** Whether node (lo, size) or any node overlapping it has been added. */
@@ -104,7 +115,8 @@ export class TreeReducer {
       }
       this.nodes.delete(key(sibLo, s));
       // left + right; IEEE addition is commutative so the order of operands does not matter
-      for (let i = 0; i < cur.length; i++) sib[i] += cur[i];
+      if (sib.length !== cur.length) throw new RangeError(`node (${l}, ${s}) has ${cur.length} values, its sibling ${sib.length}`);
+      this.addInto(cur.length, sib, cur);
       this.release(cur);
       cur = sib;
       l = parentLo;
