@@ -36,6 +36,10 @@ const float64Kernels: Kernels = {
   add(n, dst, src) {
     for (let i = 0; i < n; i++) dst[i] += src[i];
   },
+  firstNonFinite(n, x) {
+    for (let i = 0; i < n; i++) if (!Number.isFinite(x[i])) return i;
+    return -1;
+  },
 };
 
 export interface GradCheckResult {

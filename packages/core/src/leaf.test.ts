@@ -132,3 +132,25 @@ describe('Network.lossAndGrad into another buffer', () => {
     expect(() => net.lossAndGrad(LEAF, opts, new Float32Array(4))).toThrow(/gradient buffer has 4 values/);
   });
 });
+
+describe('LeafComputer.computeNode with scan', () => {
+  it('reports -1 for a finite gradient and the first non-finite index of the output otherwise', () => {
+    const kernels = wasmSupported() ? kernelsForModel('wasm', spec, [LEAF], 3) : jsKernels;
+    const computer = new LeafComputer(spec, data, { leafSize: LEAF, seed: SEED, kernels });
+    const indices = Array.from({ length: 32 }, (_, i) => i);
+    const batch = { step: 1, leafCount: 4, batchSize: 32, indices, indexBase: 0 };
+    const out = new Float32Array(computer.paramCount);
+    const params = initParams(spec, 3);
+    computer.setParams(params);
+    expect(computer.computeNode(batch, { lo: 0, size: 4 }, out, { scan: true }).firstNonFinite).toBe(-1);
+    expect(computer.computeNode(batch, { lo: 0, size: 4 }, out).firstNonFinite).toBeUndefined();
+    // a huge weight in the last layer: the softmax overflows for some rows
+    const bad = Float32Array.from(params);
+    bad.fill(Number.POSITIVE_INFINITY, computer.net.layout.tensors[4].offset, computer.net.layout.tensors[4].offset + 3);
+    computer.setParams(bad);
+    const st = computer.computeNode(batch, { lo: 0, size: 4 }, out, { scan: true });
+    const first = out.findIndex((v) => !Number.isFinite(v));
+    expect(first).toBeGreaterThanOrEqual(0);
+    expect(st.firstNonFinite).toBe(first);
+  });
+});

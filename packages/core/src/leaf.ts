@@ -9,6 +9,8 @@ export interface NodeStats {
   samples: number;
   lossSum: number;
   correct: number;
+  /** With `{ scan: true }`: index of the first NaN or ±Infinity in the node's gradient, or -1. */
+  firstNonFinite?: number;
 }
 
 /** The batch a leaf range belongs to. */
@@ -68,14 +70,19 @@ export class LeafComputer {
     return alignedNodes(leafLo, leafHi, leafCount);
   }
 
-  /** Sum of node (lo, size) into `out` (overwritten). */
-  computeNode(batch: BatchRef, node: TreeNode, out: Float32Array): NodeStats {
+  /**
+   * Sum of node (lo, size) into `out` (overwritten). With `scan`, the stats also name the
+   * first non-finite gradient value (found by the kernels where the sum was made, faster
+   * than a scan of `out`).
+   */
+  computeNode(batch: BatchRef, node: TreeNode, out: Float32Array, opts: { scan?: boolean } = {}): NodeStats {
     if (out.length !== this.paramCount) throw new ShapeError(`gradient buffer has ${out.length} values, expected ${this.paramCount}`);
     // The tree is summed in buffers of the kernels' own memory (level 0 holds the node),
     // where the leaves' weight gradients are written in place and kernels.add sums them;
     // one copy hands the node out.
     const root = this.level(0);
     const st = this.sumNode(batch, node.lo, node.size, root, 1);
+    if (opts.scan) st.firstNonFinite = this.net.kernels.firstNonFinite(this.paramCount, root);
     out.set(root);
     return st;
   }

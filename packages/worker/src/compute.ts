@@ -67,10 +67,10 @@ export class TaskRunner {
     for (const node of alignedNodes(task.leafLo, task.leafHi, task.leafCount)) {
       const rf = this.pool.pop() ?? new ResultFrame(this.paramCount);
       const t0 = performance.now();
-      const st = this.computer.computeNode(batch, node, rf.grad);
+      const st = this.computer.computeNode(batch, node, rf.grad, { scan: true });
       const computeMs = performance.now() - t0;
-      this.fault?.corruptGradient(task.step, rf.grad);
-      const bad = nonFinite(st.lossSum, rf.grad);
+      const corrupted = this.fault?.corruptGradient(task.step, rf.grad) ?? false;
+      const bad = nonFinite(st.lossSum, rf.grad, corrupted ? firstNonFinite(rf.grad) : (st.firstNonFinite ?? firstNonFinite(rf.grad)));
       if (bad !== undefined) {
         if (this.pool.length < 4) this.pool.push(rf);
         throw new DptrainError('E_NONFINITE', `step ${task.step}, node (${node.lo}, ${node.size}): ${bad}`);
@@ -86,9 +86,8 @@ export class TaskRunner {
   }
 }
 
-/** What is not finite in a node's loss sum or gradient (undefined if all is finite). */
-function nonFinite(lossSum: number, grad: Float32Array): string | undefined {
-  const i = firstNonFinite(grad);
+/** What is not finite in a node's loss sum or gradient (`i`: its first non-finite index or -1; undefined if all is finite). */
+function nonFinite(lossSum: number, grad: Float32Array, i: number): string | undefined {
   if (i >= 0) return `gradient[${i}] is ${grad[i]}`;
   if (!Number.isFinite(lossSum)) return `the loss sum is ${lossSum}`;
   return undefined;

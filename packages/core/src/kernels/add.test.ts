@@ -104,3 +104,34 @@ describe.runIf(wasmSupported())('wasm add when scratch is short', () => {
     expect(bits(dst)).toEqual(bits(want));
   });
 });
+
+describe.each(kernels)('%s kernels: firstNonFinite', (_name, make) => {
+  const K = make();
+  const bad = [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY];
+
+  it('finds the first NaN or ±Infinity at any position, in its memory or not, and -1 when all are finite', () => {
+    const rng = new Rng(11);
+    for (const n of [1, 3, 4, 5, 15, 16, 17, 64, 1001]) {
+      for (const inMemory of [true, false]) {
+        const x = inMemory ? K.alloc(n + 2) : new Float32Array(n + 2);
+        x.set(values(rng, n + 2));
+        x[n] = Number.NaN; // beyond n: never looked at
+        expect(K.firstNonFinite(n, x), `n=${n}`).toBe(-1);
+        for (const pos of new Set([0, n >> 1, n - 1])) {
+          for (const v of bad) {
+            const saved = x[pos];
+            x[pos] = v;
+            if (pos + 1 < n) x[n - 1] = Number.NaN; // a later bad value does not hide the first
+            expect(K.firstNonFinite(n, x), `n=${n} pos=${pos} ${v}`).toBe(pos);
+            x[pos] = saved;
+            if (pos + 1 < n) x[n - 1] = 1;
+          }
+        }
+      }
+    }
+    expect(K.firstNonFinite(0, K.alloc(1))).toBe(-1);
+    // the largest finite float32 values are finite
+    const big = Float32Array.of(3.4028234663852886e38, -3.4028234663852886e38, 1e-45, -0);
+    expect(K.firstNonFinite(4, big)).toBe(-1);
+  });
+});

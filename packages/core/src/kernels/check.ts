@@ -47,7 +47,7 @@ export function checkGemm(
 }
 
 /** Validate the arguments of an element-wise call on n elements. */
-export function checkElementwise(op: 'add', n: number, dst: Float32Array, src: Float32Array): void {
+export function checkElementwise(op: 'add' | 'firstNonFinite', n: number, dst: Float32Array, src: Float32Array): void {
   checkDim(op, 'n', n);
   checkLen(op, 'dst', dst, n, 'n');
   checkLen(op, 'src', src, n, 'n');
@@ -63,4 +63,29 @@ export function addJs(n: number, dst: Float32Array, src: Float32Array): void {
     dst[i + 3] += src[i + 3];
   }
   for (; i < n; i++) dst[i] += src[i];
+}
+
+/** Index of the first non-finite value among x[0..n), or -1, in plain JavaScript. */
+export function firstNonFiniteJs(n: number, x: Float32Array): number {
+  // x·0 is ±0 for finite x and NaN otherwise; four sums overlap in the CPU
+  let a0 = 0;
+  let a1 = 0;
+  let a2 = 0;
+  let a3 = 0;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    a0 += x[i] * 0;
+    a1 += x[i + 1] * 0;
+    a2 += x[i + 2] * 0;
+    a3 += x[i + 3] * 0;
+  }
+  for (; i < n; i++) a0 += x[i] * 0;
+  if (a0 + a1 + a2 + a3 === 0) return -1;
+  return locateNonFinite(n, x);
+}
+
+/** The first index of a non-finite value among x[0..n), or -1 (the slow, exact search). */
+export function locateNonFinite(n: number, x: Float32Array): number {
+  for (let i = 0; i < n; i++) if (!Number.isFinite(x[i])) return i;
+  return -1;
 }

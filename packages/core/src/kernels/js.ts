@@ -1,5 +1,5 @@
 import type { Kernels } from './types.js';
-import { addJs, checkElementwise, checkGemm } from './check.js';
+import { addJs, checkElementwise, checkGemm, firstNonFiniteJs } from './check.js';
 
 /*
  * Fast pure-TypeScript GEMM, bit-identical to referenceKernels.
@@ -230,5 +230,9 @@ export const jsKernels: Kernels = {
   add(n, dst, src) {
     checkElementwise('add', n, dst, src);
     addJs(n, dst, src);
+  },
+  firstNonFinite(n, x) {
+    checkElementwise('firstNonFinite', n, x, x);
+    return firstNonFiniteJs(n, x);
   },
 };

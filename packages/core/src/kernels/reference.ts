@@ -38,4 +38,8 @@ export const referenceKernels: Kernels = {
   add(n, dst, src) {
     for (let i = 0; i < n; i++) dst[i] = Math.fround(dst[i] + src[i]);
   },
+  firstNonFinite(n, x) {
+    for (let i = 0; i < n; i++) if (!Number.isFinite(x[i])) return i;
+    return -1;
+  },
 };

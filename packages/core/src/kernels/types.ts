@@ -31,4 +31,6 @@ export interface Kernels {
    * reduction tree gives the same bits whichever kernel adds its nodes.
    */
   add(n: number, dst: Float32Array, src: Float32Array): void;
+  /** Index of the first of x[0..n) that is NaN or ±Infinity, or -1 when all are finite. */
+  firstNonFinite(n: number, x: Float32Array): number;
 }

@@ -291,6 +291,27 @@
         (local.set $src (i32.add (local.get $src) (i32.const 4)))
         (br $l1))))
 
+  ;; 1 when the $n f32 at $src are all finite, else 0: x*0 is +-0 for finite x and NaN for
+  ;; NaN and +-Infinity, and a sum of such values is NaN exactly when one of them is.
+  (func (export "vfinite") (param $src i32) (param $n i32) (result i32)
+    (local $end i32) (local $acc v128) (local $zero v128) (local $s f32)
+    (local.set $end (i32.add (local.get $src) (i32.shl (local.get $n) (i32.const 2))))
+    (block $done4
+      (loop $l4
+        (br_if $done4 (i32.gt_u (i32.add (local.get $src) (i32.const 16)) (local.get $end)))
+        (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (v128.load (local.get $src)) (local.get $zero))))
+        (local.set $src (i32.add (local.get $src) (i32.const 16)))
+        (br $l4)))
+    (block $done1
+      (loop $l1
+        (br_if $done1 (i32.ge_u (local.get $src) (local.get $end)))
+        (local.set $s (f32.add (local.get $s) (f32.mul (f32.load (local.get $src)) (f32.const 0))))
+        (local.set $src (i32.add (local.get $src) (i32.const 4)))
+        (br $l1)))
+    (i32.and
+      (i32.eqz (v128.any_true (f32x4.ne (local.get $acc) (local.get $acc))))
+      (f32.eq (local.get $s) (local.get $s))))
+
   ;; Forward: C[m x n] = A[m x k] . B[n x k]^T (+ bias[n] if $bias != 0).
   ;; Scratch: $pa holds ceil(m/4)*4*k f32, $pb holds ceil(n/8)*8*k f32.
   (func (export "gemm_abt") (param $m i32) (param $n i32) (param $k i32) (param $a i32) (param $b i32)

@@ -1,5 +1,5 @@
 import type { Kernels } from '../types.js';
-import { addJs, checkElementwise, checkGemm } from '../check.js';
+import { addJs, checkElementwise, checkGemm, firstNonFiniteJs, locateNonFinite } from '../check.js';
 import { ConfigError, DptrainError, ShapeError } from '../../errors.js';
 import { decodeBase64 } from './base64.js';
 import { GEMM_WASM_BASE64 } from './gemm.wasm.js';
@@ -50,6 +50,7 @@ interface GemmExports {
   gemm_atb(m: number, n: number, k: number, a: number, b: number, c: number, pa: number, pb: number): void;
   gemm_ab(m: number, n: number, k: number, a: number, b: number, c: number, pa: number, pb: number): void;
   vadd(dst: number, src: number, n: number): void;
+  vfinite(src: number, n: number): number;
 }
 
 const api = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
@@ -172,6 +173,14 @@ class WasmKernels implements Kernels {
     const sP = src === dst ? dP : this.input(src, n);
     this.fn.vadd(dP, sP, n);
     this.finish(dst, dP, n);
+  };
+
+  firstNonFinite = (n: number, x: Float32Array): number => {
+    checkElementwise('firstNonFinite', n, x, x);
+    // a foreign array would have to be copied in first: the JS scan reads it just once
+    if (n === 0) return -1;
+    if (!this.inside(x, n)) return firstNonFiniteJs(n, x);
+    return this.fn.vfinite(x.byteOffset, n) === 1 ? -1 : locateNonFinite(n, x);
   };
 
   /** Whether the first len elements of v lie in the usable part of this memory. */
