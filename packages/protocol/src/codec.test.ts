@@ -115,6 +115,20 @@ describe('non-finite payloads', () => {
     expect(e.message).toContain('params.data[7]');
   });
 
+  it('with receiverScansParams, leaves only the params scan to the receiver (the values arrive as sent); gradients are still scanned', () => {
+    const data = new Float32Array(EXAMPLE_PARAM_COUNT).fill(0.5);
+    data[3] = Number.NaN;
+    const m = decode(encode({ type: 'params', version: 2, data }), { ...ctx, receiverScansParams: true }) as { data: Float32Array };
+    expect(Number.isNaN(m.data[3])).toBe(true);
+    expect(m.data[4]).toBe(0.5);
+    const grad = new Float32Array(EXAMPLE_PARAM_COUNT);
+    grad[0] = Number.NaN;
+    const frame = encodeResult({ step: 1, nodeLo: 0, nodeSize: 1, samples: 1, lossSum: 0, correct: 0, computeMs: 0 }, grad);
+    expect(catchErr(() => decode(frame, { ...ctx, receiverScansParams: true })).code).toBe('E_NONFINITE');
+    // the length is still checked
+    expect(catchErr(() => decode(encode({ type: 'params', version: 2, data: new Float32Array(2) }), { ...ctx, receiverScansParams: true })).code).toBe('E_LENGTH');
+  });
+
   it('rejects Infinity in a gradient', () => {
     const grad = new Float32Array(EXAMPLE_PARAM_COUNT);
     grad[EXAMPLE_PARAM_COUNT - 1] = Infinity;

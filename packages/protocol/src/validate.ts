@@ -29,6 +29,12 @@ export interface DecodeContext {
   accept?: readonly MessageType[];
   /** Copy payloads instead of returning views over the input bytes. */
   copyPayload?: boolean;
+  /**
+   * Leave the NaN/±Infinity scan of params.data to the receiver, which must do it before
+   * it uses the values (the worker scans them in its kernels' memory, after the one copy
+   * it makes anyway, and reports E_NONFINITE as decode would). Everything else is checked.
+   */
+  receiverScansParams?: boolean;
 }
 
 export interface ValidateOptions {
@@ -107,7 +113,7 @@ export function validateMessage(raw: unknown, ctx: DecodeContext = {}, opts: Val
       };
     case 'params': {
       const version = int(raw, p, 'version');
-      return { ...base, type, version, data: checkFloats(raw.data, 'params.data', ctx, opts) };
+      return { ...base, type, version, data: checkFloats(raw.data, 'params.data', ctx, ctx.receiverScansParams ? { ...opts, checkFinite: false } : opts) };
     }
     case 'result': {
       const nodeLo = int(raw, p, 'nodeLo');

@@ -1,5 +1,5 @@
 import { type Dataset, DptrainError, LeafComputer, alignedNodes, firstNonFinite, kernelsForModel, runSeeds, treeBuffers } from '@dptrain/core';
-import { ResultFrame, type TaskMessage, type WelcomeMessage } from '@dptrain/protocol';
+import { ProtocolError, ResultFrame, type TaskMessage, type WelcomeMessage } from '@dptrain/protocol';
 import type { FaultInjector } from './test-fault.js';
 
 /** One encoded result frame, with what it reports (for logs and summaries). */
@@ -48,8 +48,18 @@ export class TaskRunner {
     return this.held;
   }
 
+  /**
+   * Take parameter version `version`. The values are scanned for NaN/±Infinity here, in
+   * the kernels' memory after the one copy made anyway (decode is told to leave that scan
+   * to the receiver: `receiverScansParams`); a bad value throws E_NONFINITE, as decode
+   * would, and leaves the worker holding no version.
+   */
   setParams(version: number, data: Float32Array): void {
+    this.held = undefined;
+    const net = this.computer.net;
     this.computer.setParams(data);
+    const bad = net.kernels.firstNonFinite(this.paramCount, net.params);
+    if (bad >= 0) throw new ProtocolError('E_NONFINITE', `params.data[${bad}] is ${data[bad]}; payloads must be finite`, { field: `params.data[${bad}]` });
     this.held = version;
   }
 
