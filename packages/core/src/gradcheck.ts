@@ -9,12 +9,12 @@ import type { ModelSpec } from './spec.js';
 const float64Kernels: Kernels = {
   name: 'js',
   alloc: (length) => new Float64Array(length) as unknown as Float32Array,
-  gemmABt(m, n, k, a, b, c, bias) {
+  gemmABt(m, n, k, a, b, c, bias, relu) {
     for (let i = 0; i < m; i++)
       for (let j = 0; j < n; j++) {
         let s = bias ? bias[j] : 0;
         for (let p = 0; p < k; p++) s += a[i * k + p] * b[j * k + p];
-        c[i * n + j] = s;
+        c[i * n + j] = relu ? (s > 0 ? s : 0) : s;
       }
   },
   gemmAtB(m, n, k, a, b, c) {

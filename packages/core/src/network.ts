@@ -114,8 +114,14 @@ export class Network {
       const layer = this.spec.layers[l];
       const n = layer.units;
       const k = this.sizes[l];
-      K.gemmABt(rows, n, k, prev, this.W[l], this.z[l], this.b[l]);
-      activate(layer.activation, this.z[l], this.h[l], rows, n, this.slope);
+      if (layer.activation === 'relu' && l < L - 1) {
+        // hidden ReLU fused into the GEMM: h = max(0, X·Wᵀ + b) directly (z is not kept:
+        // the backward pass reads ReLU's derivative off h, h > 0 exactly when z > 0)
+        K.gemmABt(rows, n, k, prev, this.W[l], this.h[l], this.b[l], true);
+      } else {
+        K.gemmABt(rows, n, k, prev, this.W[l], this.z[l], this.b[l]);
+        activate(layer.activation, this.z[l], this.h[l], rows, n, this.slope);
+      }
       const p = layer.dropout ?? 0;
       if (p > 0) {
         const mask = this.mask[l]!;
@@ -310,7 +316,8 @@ function derivativeInPlace(act: Activation, d: Float32Array, z: Float32Array, h:
     case 'identity':
       return;
     case 'relu':
-      for (let i = 0; i < cnt; i++) if (!(z[i] > 0)) d[i] = 0;
+      // h = max(0, z): h > 0 exactly when z > 0 (and z is not kept for fused ReLU layers)
+      for (let i = 0; i < cnt; i++) if (!(h[i] > 0)) d[i] = 0;
       return;
     case 'leaky_relu':
       for (let i = 0; i < cnt; i++) if (!(z[i] > 0)) d[i] *= slope;

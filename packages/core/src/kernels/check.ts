@@ -89,3 +89,12 @@ export function locateNonFinite(n: number, x: Float32Array): number {
   for (let i = 0; i < n; i++) if (!Number.isFinite(x[i])) return i;
   return -1;
 }
+
+/** ReLU in place over the first m rows of n values of c: x > 0 ? x : 0. */
+export function reluRows(m: number, n: number, c: Float32Array): void {
+  const cnt = m * n;
+  for (let i = 0; i < cnt; i++) {
+    const v = c[i];
+    c[i] = v > 0 ? v : 0;
+  }
+}

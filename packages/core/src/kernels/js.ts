@@ -1,5 +1,5 @@
 import type { Kernels } from './types.js';
-import { addJs, checkElementwise, checkGemm, firstNonFiniteJs } from './check.js';
+import { addJs, checkElementwise, checkGemm, firstNonFiniteJs, reluRows } from './check.js';
 
 /*
  * Fast pure-TypeScript GEMM, bit-identical to referenceKernels.
@@ -203,13 +203,14 @@ const panels = (x: number, len: number): number => Math.ceil(x / 4) * 4 * len;
 export const jsKernels: Kernels = {
   name: 'js',
   alloc: (length) => new Float32Array(length),
-  gemmABt(m, n, k, a, b, c, bias) {
+  gemmABt(m, n, k, a, b, c, bias, relu) {
     checkGemm('gemmABt', m, n, k, a, b, c, bias);
     packA = ensure(packA, panels(m, k));
     packB = ensure(packB, panels(n, k));
     packRows(a, m, k, packA);
     packRows(b, n, k, packB);
     product(packA, m, packB, n, k, c, n, bias);
+    if (relu) reluRows(m, n, c);
   },
   gemmAtB(m, n, k, a, b, c) {
     checkGemm('gemmAtB', m, n, k, a, b, c);

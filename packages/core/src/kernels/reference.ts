@@ -8,12 +8,13 @@ import type { Kernels } from './types.js';
 export const referenceKernels: Kernels = {
   name: 'js',
   alloc: (length) => new Float32Array(length),
-  gemmABt(m, n, k, a, b, c, bias) {
+  gemmABt(m, n, k, a, b, c, bias, relu) {
     for (let i = 0; i < m; i++) {
       for (let j = 0; j < n; j++) {
         let s = 0;
         for (let p = 0; p < k; p++) s += a[i * k + p] * b[j * k + p];
-        c[i * n + j] = bias ? Math.fround(s) + bias[j] : s;
+        const z = Math.fround(bias ? Math.fround(s) + bias[j] : s);
+        c[i * n + j] = relu ? (z > 0 ? z : 0) : z;
       }
     }
   },

@@ -18,8 +18,12 @@ export interface Kernels {
    * its linear memory, never detached; js: a plain Float32Array).
    */
   alloc(length: number): Float32Array;
-  /** Forward layer: C[m×n] = A[m×k] · B[n×k]ᵀ + bias[n] (bias may be omitted). Z = X·Wᵀ + b. */
-  gemmABt(m: number, n: number, k: number, a: Float32Array, b: Float32Array, c: Float32Array, bias?: Float32Array): void;
+  /**
+   * Forward layer: C[m×n] = A[m×k] · B[n×k]ᵀ + bias[n] (bias may be omitted). Z = X·Wᵀ + b.
+   * With `relu`, stores max(0, ·) of each element instead (fused ReLU: x > 0 ? x : 0,
+   * so NaN and −0 become +0), the same bits as a separate pass over the stored values.
+   */
+  gemmABt(m: number, n: number, k: number, a: Float32Array, b: Float32Array, c: Float32Array, bias?: Float32Array, relu?: boolean): void;
   /** Weight gradient: C[n×k] = A[m×n]ᵀ · B[m×k] (overwrites C). dW = δᵀ·X, summed over the m rows. */
   gemmAtB(m: number, n: number, k: number, a: Float32Array, b: Float32Array, c: Float32Array): void;
   /** Input gradient: C[m×k] = A[m×n] · B[n×k] (overwrites C). dX = δ·W. */

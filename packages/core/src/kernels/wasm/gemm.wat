@@ -46,6 +46,7 @@
   ;; added to every row after the sum.
   (func $tile (param $a i32) (param $as i32) (param $b i32) (param $bs i32) (param $cnt i32)
               (param $c i32) (param $ldc i32) (param $rows i32) (param $cols i32) (param $bias i32)
+              (param $relu i32)
     (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128)
     (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128)
     (local $b0 v128) (local $b1 v128) (local $x v128)
@@ -81,6 +82,19 @@
         (local.set $c21 (f32x4.add (local.get $c21) (local.get $b1)))
         (local.set $c30 (f32x4.add (local.get $c30) (local.get $b0)))
         (local.set $c31 (f32x4.add (local.get $c31) (local.get $b1)))))
+    ;; fused ReLU: pmax(0, x) = (0 < x) ? x : 0, the JS `x > 0 ? x : 0` bit for bit
+    ;; (NaN and -0 become +0)
+    (if (local.get $relu)
+      (then
+        (local.set $x (f32x4.splat (f32.const 0)))
+        (local.set $c00 (f32x4.pmax (local.get $x) (local.get $c00)))
+        (local.set $c01 (f32x4.pmax (local.get $x) (local.get $c01)))
+        (local.set $c10 (f32x4.pmax (local.get $x) (local.get $c10)))
+        (local.set $c11 (f32x4.pmax (local.get $x) (local.get $c11)))
+        (local.set $c20 (f32x4.pmax (local.get $x) (local.get $c20)))
+        (local.set $c21 (f32x4.pmax (local.get $x) (local.get $c21)))
+        (local.set $c30 (f32x4.pmax (local.get $x) (local.get $c30)))
+        (local.set $c31 (f32x4.pmax (local.get $x) (local.get $c31)))))
     (if (i32.and (i32.eq (local.get $rows) (i32.const 4)) (i32.eq (local.get $cols) (i32.const 8)))
       (then
         (v128.store (local.get $c) (local.get $c00))
@@ -314,8 +328,9 @@
 
   ;; Forward: C[m x n] = A[m x k] . B[n x k]^T (+ bias[n] if $bias != 0).
   ;; Scratch: $pa holds ceil(m/4)*4*k f32, $pb holds ceil(n/8)*8*k f32.
+  ;; $relu != 0: store max(0, x) (after the bias) instead of x.
   (func (export "gemm_abt") (param $m i32) (param $n i32) (param $k i32) (param $a i32) (param $b i32)
-                            (param $c i32) (param $bias i32) (param $pa i32) (param $pb i32)
+                            (param $c i32) (param $bias i32) (param $pa i32) (param $pb i32) (param $relu i32)
     (local $i i32) (local $j i32) (local $ap i32) (local $bp i32)
     (call $pack_rows (local.get $a) (local.get $m) (local.get $k) (i32.const 4) (local.get $pa))
     (call $pack_rows (local.get $b) (local.get $n) (local.get $k) (i32.const 8) (local.get $pb))
@@ -338,7 +353,8 @@
               (select
                 (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2)))
                 (i32.const 0)
-                (local.get $bias)))
+                (local.get $bias))
+              (local.get $relu))
             (local.set $ap (i32.add (local.get $ap) (i32.shl (local.get $k) (i32.const 4))))
             (local.set $i (i32.add (local.get $i) (i32.const 4)))
             (br $il)))
@@ -374,7 +390,7 @@
               (i32.shl (local.get $k) (i32.const 2))
               (call $clip (i32.sub (local.get $n) (local.get $j)) (i32.const 4))
               (call $clip (i32.sub (local.get $k) (local.get $p)) (i32.const 8))
-              (i32.const 0))
+              (i32.const 0) (i32.const 0))
             (local.set $ap (i32.add (local.get $ap) (i32.shl (local.get $m) (i32.const 4))))
             (local.set $j (i32.add (local.get $j) (i32.const 4)))
             (br $jl)))
@@ -407,7 +423,7 @@
               (i32.shl (local.get $k) (i32.const 2))
               (call $clip (i32.sub (local.get $m) (local.get $i)) (i32.const 4))
               (call $clip (i32.sub (local.get $k) (local.get $p)) (i32.const 8))
-              (i32.const 0))
+              (i32.const 0) (i32.const 0))
             (local.set $ap (i32.add (local.get $ap) (i32.shl (local.get $n) (i32.const 4))))
             (local.set $i (i32.add (local.get $i) (i32.const 4)))
             (br $il)))

@@ -46,7 +46,7 @@ interface WasmApi {
 }
 
 interface GemmExports {
-  gemm_abt(m: number, n: number, k: number, a: number, b: number, c: number, bias: number, pa: number, pb: number): void;
+  gemm_abt(m: number, n: number, k: number, a: number, b: number, c: number, bias: number, pa: number, pb: number, relu: number): void;
   gemm_atb(m: number, n: number, k: number, a: number, b: number, c: number, pa: number, pb: number): void;
   gemm_ab(m: number, n: number, k: number, a: number, b: number, c: number, pa: number, pb: number): void;
   vadd(dst: number, src: number, n: number): void;
@@ -111,7 +111,7 @@ class WasmKernels implements Kernels {
     return view;
   };
 
-  gemmABt = (m: number, n: number, k: number, a: Float32Array, b: Float32Array, c: Float32Array, bias?: Float32Array): void => {
+  gemmABt = (m: number, n: number, k: number, a: Float32Array, b: Float32Array, c: Float32Array, bias?: Float32Array, relu?: boolean): void => {
     checkGemm('gemmABt', m, n, k, a, b, c, bias);
     const pa = pad(Math.ceil(m / 4) * 16 * k);
     const pb = pad(Math.ceil(n / 8) * 32 * k);
@@ -123,7 +123,7 @@ class WasmKernels implements Kernels {
     const bP = this.input(b, n * k);
     const biasP = bias ? this.input(bias, lb) : 0;
     const cP = this.output(c, m * n);
-    this.fn.gemm_abt(m, n, k, aP, bP, cP, biasP, paP, pbP);
+    this.fn.gemm_abt(m, n, k, aP, bP, cP, biasP, paP, pbP, relu ? 1 : 0);
     this.finish(c, cP, m * n);
   };
 
