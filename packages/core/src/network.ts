@@ -236,11 +236,7 @@ export class Network {
       const dW = own ? this.dW[l] : g.subarray(t[2 * l].offset, t[2 * l].offset + t[2 * l].length);
       const db = own ? this.db[l] : g.subarray(t[2 * l + 1].offset, t[2 * l + 1].offset + t[2 * l + 1].length);
       K.gemmAtB(rows, n, k, d, prev, dW);
-      for (let j = 0; j < n; j++) {
-        let s = 0;
-        for (let r = 0; r < rows; r++) s += d[r * n + j];
-        db[j] = s;
-      }
+      K.colSums(rows, n, d, db);
       if (l > 0) {
         const dPrev = this.delta[l - 1];
         K.gemmAB(rows, n, k, d, this.W[l], dPrev);
@@ -250,7 +246,8 @@ export class Network {
         const h = this.h[l - 1];
         const cnt = rows * k;
         if (mask) for (let i = 0; i < cnt; i++) dPrev[i] *= mask[i];
-        derivativeInPlace(layer.activation, dPrev, z, h, cnt, this.slope);
+        if (layer.activation === 'relu') K.reluGrad(cnt, dPrev, h);
+        else derivativeInPlace(layer.activation, dPrev, z, h, cnt, this.slope);
       }
     }
   }

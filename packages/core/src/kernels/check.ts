@@ -47,7 +47,7 @@ export function checkGemm(
 }
 
 /** Validate the arguments of an element-wise call on n elements. */
-export function checkElementwise(op: 'add' | 'firstNonFinite', n: number, dst: Float32Array, src: Float32Array): void {
+export function checkElementwise(op: 'add' | 'firstNonFinite' | 'reluGrad', n: number, dst: Float32Array, src: Float32Array): void {
   checkDim(op, 'n', n);
   checkLen(op, 'dst', dst, n, 'n');
   checkLen(op, 'src', src, n, 'n');
@@ -96,5 +96,27 @@ export function reluRows(m: number, n: number, c: Float32Array): void {
   for (let i = 0; i < cnt; i++) {
     const v = c[i];
     c[i] = v > 0 ? v : 0;
+  }
+}
+
+/** d[i] = h[i] > 0 ? d[i] : 0 for i < n, in plain JavaScript. */
+export function reluGradJs(n: number, d: Float32Array, h: Float32Array): void {
+  for (let i = 0; i < n; i++) if (!(h[i] > 0)) d[i] = 0;
+}
+
+/** Validate a colSums call. */
+export function checkColSums(rows: number, n: number, d: Float32Array, out: Float32Array): void {
+  checkDim('colSums', 'rows', rows);
+  checkDim('colSums', 'n', n);
+  checkLen('colSums', 'd', d, rows * n, `rows*n = ${rows}*${n}`);
+  checkLen('colSums', 'out', out, n, 'n');
+}
+
+/** out[j] = Σ_r d[r·n + j] in float64, row order, in plain JavaScript. */
+export function colSumsJs(rows: number, n: number, d: Float32Array, out: Float32Array): void {
+  for (let j = 0; j < n; j++) {
+    let s = 0;
+    for (let r = 0; r < rows; r++) s += d[r * n + j];
+    out[j] = s;
   }
 }

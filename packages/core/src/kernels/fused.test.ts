@@ -51,3 +51,53 @@ describe.each(kernels)('%s kernels: gemmABt with fused ReLU', (_name, make) => {
     expect(bits(c)).toEqual(bits(Float32Array.of(0, 0, 4, 0)));
   });
 });
+
+describe.each(kernels)('%s kernels: backward element-wise passes', (_name, make) => {
+  it('reluGrad keeps d where h > 0 and writes +0 elsewhere (h NaN, 0, -0, negative), in or outside its memory', () => {
+    const K = make();
+    const rng = new Rng(22);
+    for (const n of [1, 3, 4, 5, 17, 1001]) {
+      for (const inMemory of [true, false]) {
+        const d = inMemory ? K.alloc(n + 1) : new Float32Array(n + 1);
+        const h = inMemory ? K.alloc(n) : new Float32Array(n);
+        for (let i = 0; i <= n; i++) d[i] = rng.nextNormal();
+        for (let i = 0; i < n; i++) h[i] = [Number.NaN, 0, -0, -1, 2.5, rng.nextNormal()][rng.nextInt(6)];
+        const want = Float32Array.from(d, (v, i) => (i < n ? (h[i] > 0 ? v : 0) : v));
+        K.reluGrad(n, d, h);
+        expect(bits(d), `n=${n} inMemory=${inMemory}`).toEqual(bits(want));
+      }
+    }
+  });
+
+  it('colSums accumulates each column in float64 in row order and rounds once', () => {
+    const K = make();
+    const rng = new Rng(23);
+    for (const [rows, n] of [[1, 1], [3, 5], [32, 256], [7, 10], [33, 130]]) {
+      for (const inMemory of [true, false]) {
+        const d = inMemory ? K.alloc(rows * n) : new Float32Array(rows * n);
+        // large and small magnitudes, so float32 accumulation would round differently
+        for (let i = 0; i < d.length; i++) d[i] = rng.nextNormal() * 2 ** (rng.nextInt(40) - 20);
+        const out = inMemory ? K.alloc(n + 1) : new Float32Array(n + 1);
+        out[n] = 42;
+        const want = new Float32Array(n + 1);
+        want[n] = 42;
+        for (let j = 0; j < n; j++) {
+          let s = 0;
+          for (let r = 0; r < rows; r++) s += d[r * n + j];
+          want[j] = s;
+        }
+        K.colSums(rows, n, d, out);
+        expect(bits(out), `${rows}x${n} inMemory=${inMemory}`).toEqual(bits(want));
+      }
+    }
+  });
+});
+
+describe.each(kernels.filter(([name]) => name !== 'reference'))('%s kernels: element-wise validation', (_name, make) => {
+  it('refuses operands shorter than the counts, naming them', () => {
+    const K = make();
+    expect(() => K.reluGrad(5, K.alloc(4), K.alloc(8))).toThrow(/reluGrad: dst has 4 elements/);
+    expect(() => K.colSums(3, 4, K.alloc(11), K.alloc(4))).toThrow(/colSums: d has 11 elements, expected at least rows\*n = 3\*4 = 12/);
+    expect(() => K.colSums(3, 4, K.alloc(12), K.alloc(3))).toThrow(/colSums: out has 3 elements/);
+  });
+});

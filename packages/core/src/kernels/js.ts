@@ -1,5 +1,5 @@
 import type { Kernels } from './types.js';
-import { addJs, checkElementwise, checkGemm, firstNonFiniteJs, reluRows } from './check.js';
+import { addJs, checkColSums, checkElementwise, checkGemm, colSumsJs, firstNonFiniteJs, reluGradJs, reluRows } from './check.js';
 
 /*
  * Fast pure-TypeScript GEMM, bit-identical to referenceKernels.
@@ -235,5 +235,13 @@ export const jsKernels: Kernels = {
   firstNonFinite(n, x) {
     checkElementwise('firstNonFinite', n, x, x);
     return firstNonFiniteJs(n, x);
+  },
+  reluGrad(n, d, h) {
+    checkElementwise('reluGrad', n, d, h);
+    reluGradJs(n, d, h);
+  },
+  colSums(rows, n, d, out) {
+    checkColSums(rows, n, d, out);
+    colSumsJs(rows, n, d, out);
   },
 };

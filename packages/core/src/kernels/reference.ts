@@ -43,4 +43,14 @@ export const referenceKernels: Kernels = {
     for (let i = 0; i < n; i++) if (!Number.isFinite(x[i])) return i;
     return -1;
   },
+  reluGrad(n, d, h) {
+    for (let i = 0; i < n; i++) d[i] = h[i] > 0 ? d[i] : 0;
+  },
+  colSums(rows, n, d, out) {
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let r = 0; r < rows; r++) s += d[r * n + j];
+      out[j] = Math.fround(s);
+    }
+  },
 };

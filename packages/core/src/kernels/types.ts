@@ -37,4 +37,11 @@ export interface Kernels {
   add(n: number, dst: Float32Array, src: Float32Array): void;
   /** Index of the first of x[0..n) that is NaN or ±Infinity, or -1 when all are finite. */
   firstNonFinite(n: number, x: Float32Array): number;
+  /** ReLU's derivative applied in place: d[i] = h[i] > 0 ? d[i] : +0 for i < n (h = max(0, z)). */
+  reluGrad(n: number, d: Float32Array, h: Float32Array): void;
+  /**
+   * Column sums of D[rows×n]: out[j] = Σ_r D[r, j], accumulated in float64 in row order and
+   * rounded to float32 once (the bias gradient db = Σ_rows δ). Bit-identical in every kernel.
+   */
+  colSums(rows: number, n: number, d: Float32Array, out: Float32Array): void;
 }

@@ -326,6 +326,71 @@
       (i32.eqz (v128.any_true (f32x4.ne (local.get $acc) (local.get $acc))))
       (f32.eq (local.get $s) (local.get $s))))
 
+  ;; ReLU's derivative applied to a gradient: d[i] = h[i] > 0 ? d[i] : +0 for i < $n
+  ;; (the JS `if (!(h > 0)) d = 0`; NaN in h gives +0).
+  (func (export "vrelu_grad") (param $d i32) (param $h i32) (param $n i32)
+    (local $end i32) (local $zero v128)
+    (local.set $end (i32.add (local.get $d) (i32.shl (local.get $n) (i32.const 2))))
+    (block $done4
+      (loop $l4
+        (br_if $done4 (i32.gt_u (i32.add (local.get $d) (i32.const 16)) (local.get $end)))
+        (v128.store (local.get $d)
+          (v128.and (v128.load (local.get $d)) (f32x4.gt (v128.load (local.get $h)) (local.get $zero))))
+        (local.set $d (i32.add (local.get $d) (i32.const 16)))
+        (local.set $h (i32.add (local.get $h) (i32.const 16)))
+        (br $l4)))
+    (block $done1
+      (loop $l1
+        (br_if $done1 (i32.ge_u (local.get $d) (local.get $end)))
+        (if (i32.eqz (f32.gt (f32.load (local.get $h)) (f32.const 0)))
+          (then (f32.store (local.get $d) (f32.const 0))))
+        (local.set $d (i32.add (local.get $d) (i32.const 4)))
+        (local.set $h (i32.add (local.get $h) (i32.const 4)))
+        (br $l1))))
+
+  ;; Column sums: out[j] = sum over r < $rows of d[r*$n + j], accumulated in f64 in row order
+  ;; and rounded to f32 once (the JS loop's arithmetic); four columns at a time.
+  (func (export "col_sums") (param $d i32) (param $rows i32) (param $n i32) (param $out i32)
+    (local $j i32) (local $r i32) (local $p i32) (local $v v128) (local $lo v128) (local $hi v128) (local $s f64)
+    (block $jdone
+      (loop $jl
+        (br_if $jdone (i32.gt_u (i32.add (local.get $j) (i32.const 4)) (local.get $n)))
+        (local.set $lo (f64x2.splat (f64.const 0)))
+        (local.set $hi (f64x2.splat (f64.const 0)))
+        (local.set $p (i32.add (local.get $d) (i32.shl (local.get $j) (i32.const 2))))
+        (local.set $r (i32.const 0))
+        (block $rdone
+          (loop $rl
+            (br_if $rdone (i32.ge_u (local.get $r) (local.get $rows)))
+            (local.set $v (v128.load (local.get $p)))
+            (local.set $lo (f64x2.add (local.get $lo) (f64x2.promote_low_f32x4 (local.get $v))))
+            (local.set $hi (f64x2.add (local.get $hi) (f64x2.promote_low_f32x4
+              (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $v) (local.get $v)))))
+            (local.set $p (i32.add (local.get $p) (i32.shl (local.get $n) (i32.const 2))))
+            (local.set $r (i32.add (local.get $r) (i32.const 1)))
+            (br $rl)))
+        (local.set $p (i32.add (local.get $out) (i32.shl (local.get $j) (i32.const 2))))
+        (v128.store64_lane 0 (local.get $p) (f32x4.demote_f64x2_zero (local.get $lo)))
+        (v128.store64_lane offset=8 0 (local.get $p) (f32x4.demote_f64x2_zero (local.get $hi)))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $jl)))
+    (block $tdone
+      (loop $tl
+        (br_if $tdone (i32.ge_u (local.get $j) (local.get $n)))
+        (local.set $s (f64.const 0))
+        (local.set $p (i32.add (local.get $d) (i32.shl (local.get $j) (i32.const 2))))
+        (local.set $r (i32.const 0))
+        (block $rdone2
+          (loop $rl2
+            (br_if $rdone2 (i32.ge_u (local.get $r) (local.get $rows)))
+            (local.set $s (f64.add (local.get $s) (f64.promote_f32 (f32.load (local.get $p)))))
+            (local.set $p (i32.add (local.get $p) (i32.shl (local.get $n) (i32.const 2))))
+            (local.set $r (i32.add (local.get $r) (i32.const 1)))
+            (br $rl2)))
+        (f32.store (i32.add (local.get $out) (i32.shl (local.get $j) (i32.const 2))) (f32.demote_f64 (local.get $s)))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $tl))))
+
   ;; Forward: C[m x n] = A[m x k] . B[n x k]^T (+ bias[n] if $bias != 0).
   ;; Scratch: $pa holds ceil(m/4)*4*k f32, $pb holds ceil(n/8)*8*k f32.
   ;; $relu != 0: store max(0, x) (after the bias) instead of x.

@@ -1,5 +1,5 @@
 import type { Kernels } from '../types.js';
-import { addJs, checkElementwise, checkGemm, firstNonFiniteJs, locateNonFinite } from '../check.js';
+import { addJs, checkColSums, checkElementwise, checkGemm, colSumsJs, firstNonFiniteJs, locateNonFinite, reluGradJs } from '../check.js';
 import { ConfigError, DptrainError, ShapeError } from '../../errors.js';
 import { decodeBase64 } from './base64.js';
 import { GEMM_WASM_BASE64 } from './gemm.wasm.js';
@@ -51,6 +51,8 @@ interface GemmExports {
   gemm_ab(m: number, n: number, k: number, a: number, b: number, c: number, pa: number, pb: number): void;
   vadd(dst: number, src: number, n: number): void;
   vfinite(src: number, n: number): number;
+  vrelu_grad(d: number, h: number, n: number): void;
+  col_sums(d: number, rows: number, n: number, out: number): void;
 }
 
 const api = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
@@ -181,6 +183,22 @@ class WasmKernels implements Kernels {
     if (n === 0) return -1;
     if (!this.inside(x, n)) return firstNonFiniteJs(n, x);
     return this.fn.vfinite(x.byteOffset, n) === 1 ? -1 : locateNonFinite(n, x);
+  };
+
+  reluGrad = (n: number, d: Float32Array, h: Float32Array): void => {
+    checkElementwise('reluGrad', n, d, h);
+    // in place on the network's own buffers; anything else (or overlapping views) in JS
+    const overlap = d.buffer === h.buffer && d.byteOffset !== h.byteOffset && d.byteOffset < h.byteOffset + 4 * n && h.byteOffset < d.byteOffset + 4 * n;
+    if (n === 0) return;
+    if (overlap || !this.inside(d, n) || !this.inside(h, n)) return reluGradJs(n, d, h);
+    this.fn.vrelu_grad(d.byteOffset, h.byteOffset, n);
+  };
+
+  colSums = (rows: number, n: number, d: Float32Array, out: Float32Array): void => {
+    checkColSums(rows, n, d, out);
+    if (n === 0) return;
+    if (!this.inside(d, rows * n) || !this.inside(out, n)) return colSumsJs(rows, n, d, out);
+    this.fn.col_sums(d.byteOffset, rows, n, out.byteOffset);
   };
 
   /** Whether the first len elements of v lie in the usable part of this memory. */
