@@ -15,6 +15,8 @@ export const shared = defineConfig({
   },
   test: {
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+    // WebAssembly relaxed SIMD (kernel wasm-fma) is behind a flag on Node 20, as in the CLI
+    execArgv: Number(process.versions.node.split('.')[0]) < 22 ? ['--experimental-wasm-relaxed-simd'] : [],
     testTimeout: 60_000,
     hookTimeout: 60_000,
   },

@@ -23,6 +23,7 @@ describe.concurrent('usage errors exit with code 2 and name the flag', () => {
     [['train', ...small, '--leaf-size', '64'], /--leaf-size: must be at most batchSize \(32\), got 64/],
     [['train', ...small, '--optimizer', 'adamax'], /--optimizer: expected one of sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw/],
     [['train', ...small, '--epochs', 'two'], /--epochs: expected an integer, got "two"/],
+    [['train', ...small, '--kernel', 'gpu'], /--kernel: expected js, wasm, wasm-fma, got "gpu"/],
     [['train', ...small, '--momentum', '0.5'], /--momentum: not used by adam \(only by momentum, nesterov\)/],
     [['train', ...small, '--model', '2-8-4'], /--model: the model maps 2 inputs to 4 outputs, but dataset blobs:300 has 2 inputs and 3 targets/],
     // more workers than leaves: a batch of 32 in leaves of 8 has 4

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { ConfigError, OPTIMIZER_NAMES } from '@dptrain/core';
+import { ConfigError, KERNEL_NAMES, OPTIMIZER_NAMES } from '@dptrain/core';
 import { z } from 'zod';
 
 const int = () => z.number().int();
@@ -31,7 +31,7 @@ export const ConfigFileSchema = z
     seed: int(),
     shuffle: z.boolean(),
     evalEvery: int(),
-    kernel: z.enum(['js', 'wasm']),
+    kernel: z.enum(KERNEL_NAMES),
     workers: int(),
     minWorkers: int(),
     port: int(),

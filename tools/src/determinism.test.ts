@@ -57,3 +57,27 @@ test('workers 0, 1, 2, 3, 4: byte-identical final checkpoints', async () => {
   expect(ck.params.some((v) => v !== 0)).toBe(true);
   for (let i = 1; i < files.length; i++) expect(files[i].equals(files[0]), `--workers ${counts[i]} differs from --workers 0`).toBe(true);
 });
+
+test('kernel wasm-fma (fused multiply-add): workers 0, 1 and 3 give byte-identical final checkpoints too', async () => {
+  const config = join(dir, 'fma.json');
+  await writeFile(
+    config,
+    JSON.stringify({
+      data: 'spirals:600;seed=3',
+      model: { inputSize: 2, layers: [{ units: 24, activation: 'relu' }, { units: 2, activation: 'softmax' }], loss: 'softmax_cross_entropy' },
+      optimizer: 'adam',
+      lr: 0.01,
+      batchSize: 64,
+      leafSize: 8,
+      steps: 20,
+      seed: 9,
+      kernel: 'wasm-fma',
+    }),
+  );
+  const counts = [0, 1, 3];
+  const runs = await Promise.all(counts.map((n) => runCli(['train', '--config', config, '--workers', String(n), '--checkpoint-dir', join(dir, `fma${n}`), '--json'], { timeoutMs: 50_000 })));
+  runs.forEach((r, i) => expect(r.code, `--workers ${counts[i]} failed:\n${r.stderr}`).toBe(0));
+  const files = await Promise.all(counts.map((n) => readFile(join(dir, `fma${n}`, 'final.safetensors'))));
+  expect((decodeCheckpoint(files[0]).training?.config as { kernel?: string }).kernel).toBe('wasm-fma');
+  for (let i = 1; i < files.length; i++) expect(files[i].equals(files[0]), `--workers ${counts[i]} differs from --workers 0`).toBe(true);
+});

@@ -1,4 +1,4 @@
-import { ConfigError } from '@dptrain/core';
+import { ConfigError, KERNEL_NAMES, type KernelName } from '@dptrain/core';
 
 /** Setting key (camelCase, as in the config file) → command-line flag. */
 const FLAGS: Record<string, string> = {
@@ -79,4 +79,10 @@ export function renameConfigError(e: ConfigError, flags: Set<string>, fileKeys: 
   if (flags.has(key)) return new ConfigError(flagOf(key), `${text}${detail}`);
   if (file !== undefined && fileKeys.has(key)) return new ConfigError(`${file}: ${e.field}`, text);
   return new ConfigError(flagOf(key), `${text}${detail}`);
+}
+
+/** A kernel name given to `flag` (one of KERNEL_NAMES), or a ConfigError naming the choices. */
+export function kernelFlag(flag: string, v: unknown): KernelName {
+  if (!(KERNEL_NAMES as readonly unknown[]).includes(v)) throw new ConfigError(flag, `expected ${KERNEL_NAMES.join(', ')}, got ${JSON.stringify(v)}`);
+  return v as KernelName;
 }

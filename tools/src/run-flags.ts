@@ -42,7 +42,7 @@ export function addRunOptions(cmd: Command, kind: RunCommandKind): Command {
     .option('--seed <n>', 'run seed in [0, 4294967295] (default 0)')
     .option('--no-shuffle', 'keep the sample order instead of shuffling every epoch')
     .option('--eval-every <n>', 'evaluate on the test split every N steps (default 0: at epoch ends)')
-    .option('--kernel <name>', 'js | wasm (default wasm where WebAssembly SIMD works, else js; every worker of a run uses the same)');
+    .option('--kernel <name>', 'js | wasm | wasm-fma (default wasm where WebAssembly SIMD works, else js; wasm-fma fuses each multiply-add, faster where the CPU has FMA; every worker of a run uses the same)');
   if (kind === 'train') cmd.option('--workers <n>', 'local worker processes; 0 trains in this process (default 2)');
   else cmd.option('--min-workers <n>', 'workers to wait for before the first step (default 1)');
   return cmd

@@ -21,7 +21,7 @@ import type { Command } from 'commander';
 import { type FileConfig, readConfigFile } from './config-file.js';
 import { type LoadDatasetOptions, type LoadedDataset, loadDataset } from './data/index.js';
 import { dataProgress } from './data-progress.js';
-import { flagOf, intFlag, numFlag, renameConfigError } from './flags.js';
+import { flagOf, intFlag, kernelFlag, numFlag, renameConfigError } from './flags.js';
 import { resumeDir, resumeSettings } from './resume-settings.js';
 import { CLI_DEFAULTS, DEFAULT_LR, type RunCommandKind } from './run-flags.js';
 import { type ServePlan, TOKEN_ENV, resolveServePlan, serveFlagSettings } from './serve-options.js';
@@ -68,8 +68,7 @@ function flagSettings(cmd: Command): { s: Settings; given: Set<string> } {
   }
   if (has('shuffle')) s.shuffle = o.shuffle;
   if (has('kernel')) {
-    if (o.kernel !== 'js' && o.kernel !== 'wasm') throw new ConfigError('--kernel', `expected js or wasm, got ${JSON.stringify(o.kernel)}`);
-    s.kernel = o.kernel;
+    s.kernel = kernelFlag('--kernel', o.kernel);
   }
   for (const k of ['host', 'checkpointDir', 'init'] as const) if (has(k)) s[k] = o[k];
   if (o.json) s.json = true;

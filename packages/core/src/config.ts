@@ -1,5 +1,5 @@
 import { ConfigError } from './errors.js';
-import type { KernelName } from './kernels/index.js';
+import { KERNEL_NAMES, type KernelName } from './kernels/index.js';
 import { type OptimizerConfig, validateOptimizerConfig } from './optim/index.js';
 import { type ModelSpec, validateModelSpec } from './spec.js';
 
@@ -59,9 +59,9 @@ export function validateRunConfig(raw: unknown): RunConfig {
   const steps = c.steps === undefined ? undefined : int('steps', c.steps, 1, 1 << 30);
   const seed = int('seed', c.seed, 0, 0xffffffff);
   if (typeof c.shuffle !== 'boolean') throw new ConfigError('shuffle', `expected true or false, got ${JSON.stringify(c.shuffle)}`);
-  if (c.kernel !== 'js' && c.kernel !== 'wasm') throw new ConfigError('kernel', `expected "js" or "wasm", got ${JSON.stringify(c.kernel)}`);
+  if (!(KERNEL_NAMES as readonly unknown[]).includes(c.kernel)) throw new ConfigError('kernel', `expected one of ${KERNEL_NAMES.map((k) => JSON.stringify(k)).join(', ')}, got ${JSON.stringify(c.kernel)}`);
   const evalEvery = int('evalEvery', c.evalEvery, 0, 1 << 30);
-  const out: RunConfig = { model, data: c.data, optimizer, batchSize, leafSize, epochs, seed, shuffle: c.shuffle, kernel: c.kernel, evalEvery };
+  const out: RunConfig = { model, data: c.data, optimizer, batchSize, leafSize, epochs, seed, shuffle: c.shuffle, kernel: c.kernel as KernelName, evalEvery };
   if (steps !== undefined) out.steps = steps;
   return out;
 }

@@ -359,7 +359,7 @@ export function networkBytes(spec: ModelSpec, maxRows: number): number {
  * treeBuffers).
  */
 export function kernelsForModel(name: KernelName, spec: ModelSpec, maxRows: number[], gradBuffers = 0): Kernels {
-  if (name !== 'wasm') return getKernels(name);
+  if (name !== 'wasm' && name !== 'wasm-fma') return getKernels(name);
   const sizes = [spec.inputSize, ...spec.layers.map((l) => l.units)];
   let largest = 0;
   for (let i = 1; i < sizes.length; i++) largest = Math.max(largest, (sizes[i] + Math.max(...maxRows)) * (sizes[i - 1] + 8));
@@ -368,5 +368,5 @@ export function kernelsForModel(name: KernelName, spec: ModelSpec, maxRows: numb
   // puts the rest in plain arrays)
   const per = paramLayout(spec).total * 4 + 64;
   const grads = Math.max(0, Math.min(gradBuffers, Math.floor((2048 * (1 << 20) - base) / per))) * per;
-  return createWasmKernels({ memoryMiB: Math.max(16, Math.min(2048, Math.ceil((base + grads) / (1 << 20)))) });
+  return createWasmKernels({ memoryMiB: Math.max(16, Math.min(2048, Math.ceil((base + grads) / (1 << 20)))), fma: name === 'wasm-fma' });
 }

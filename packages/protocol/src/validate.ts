@@ -1,4 +1,4 @@
-import { DptrainError, firstNonFinite, paramLayout, validateModelSpec, type KernelName, type ModelSpec } from '@dptrain/core';
+import { DptrainError, KERNEL_NAMES, firstNonFinite, paramLayout, validateModelSpec, type KernelName, type ModelSpec } from '@dptrain/core';
 import { ProtocolError } from './errors.js';
 import { bool, fieldError, has, int, isObj, num, obj, oneOf, str, type Obj } from './fields.js';
 import {
@@ -44,7 +44,7 @@ export interface ValidateOptions {
 
 const HEX64 = /^[0-9a-f]{64}$/;
 const CODE = /^[A-Z][A-Z0-9_]*$/;
-const KERNELS: readonly KernelName[] = ['js', 'wasm'];
+const KERNELS: readonly KernelName[] = KERNEL_NAMES;
 const isPow2 = (n: number) => n >= 1 && n <= 2 ** 31 && (n & (n - 1)) === 0;
 
 /** Index of the first NaN or ±Infinity in `a`, or -1 (core's scan, re-exported for the codec's users). */

@@ -3,7 +3,7 @@
  * batch 128, float32, synthetic data) trained by several systems in one process,
  * one thread each, alternating system by system every round so machine noise hits
  * them all:
- *   - @dptrain/core, best available kernel (leaf 32 = the trainer's default, and leaf 128)
+ *   - @dptrain/core, each SIMD kernel of the runtime (wasm, wasm-fma; leaf 32 = the trainer's default, and leaf 128), and js at leaf 128
  *     and the js kernel (leaf 128);
  *   - TensorFlow.js 4.22 with the wasm backend (threads 1) and the cpu backend;
  *   - a naive Float32Array triple-loop step (the floor).
@@ -23,6 +23,7 @@
  * through a small resolve hook that appends '.js' inside tfjs-core's dist (tfjs keeps
  * its engine and registries in globalThis, shared by both module formats).
  */
+import '../wasm-features.js'; // first: enables relaxed SIMD (kernel wasm-fma) on Node 20
 import { createRequire, register } from 'node:module';
 import path from 'node:path';
 import v8 from 'node:v8';
@@ -335,9 +336,10 @@ export async function runCompare(opts: { rounds: number; steps: number; minMs: n
   const data = syntheticClassification(W_BATCH * 16, W_SPEC.inputSize, 10, seed);
   const init = initParams(W_SPEC, runSeeds(seed).init);
   const { tf, info } = await loadTf();
-  const best: KernelName = availableKernels().includes('wasm') ? 'wasm' : 'js';
-  const systems: System[] = [coreSystem(best, 32, data, seed), coreSystem(best, 128, data, seed)];
-  if (best !== 'js') systems.push(coreSystem('js', 128, data, seed));
+  // every kernel of this runtime: the SIMD ones at both leaf sizes, js at leaf 128
+  const simd = availableKernels().filter((k): k is KernelName => k !== 'js');
+  const systems: System[] = simd.flatMap((k) => [coreSystem(k, 32, data, seed), coreSystem(k, 128, data, seed)]);
+  systems.push(coreSystem('js', 128, data, seed));
   systems.push(await tfSystem(tf, 'wasm', data, init), await tfSystem(tf, 'cpu', data, init), naiveSystem(data, init));
   const gc = fullGc();
   const run = async (s: System, steps: number): Promise<number[]> => {

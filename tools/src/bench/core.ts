@@ -12,6 +12,7 @@
  * hits all of them. --processes N repeats everything in N fresh node processes and
  * pools their runs (fresh processes differ by up to 2× for the same wasm code).
  */
+import '../wasm-features.js'; // first: enables relaxed SIMD (kernel wasm-fma) on Node 20
 import { fileURLToPath } from 'node:url';
 import {
   type KernelName,

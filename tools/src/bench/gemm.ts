@@ -10,6 +10,7 @@
  * `--clock cpu` times samples with this process's CPU time instead of wall time, which
  * discounts the time other processes hold the core on a busy host.
  */
+import '../wasm-features.js'; // first: enables relaxed SIMD (kernel wasm-fma) on Node 20
 import { Rng, availableKernels, createWasmKernels, jsKernels, referenceKernels, type Kernels } from '@dptrain/core';
 
 type Op = 'gemmABt' | 'gemmAtB' | 'gemmAB';
@@ -83,19 +84,19 @@ function time(call: () => void, runs: number, clock: Clock): number {
 }
 
 function parseArgs(argv: string[]): { runs: number; kernels: string[]; clock: Clock; json: boolean } {
-  const opts = { runs: 9, kernels: ['reference', 'js', 'wasm'], clock: 'wall' as Clock, json: false };
+  const opts = { runs: 9, kernels: ['reference', 'js', 'wasm', 'wasm-fma'], clock: 'wall' as Clock, json: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--json') opts.json = true;
     else if (arg === '--runs') opts.runs = Number(argv[++i]);
     else if (arg === '--kernels') opts.kernels = String(argv[++i]).split(',');
     else if (arg === '--clock') opts.clock = argv[++i] as Clock;
-    else throw new Error(`unknown argument ${arg}: expected --runs N, --kernels reference,js,wasm, --clock wall|cpu or --json`);
+    else throw new Error(`unknown argument ${arg}: expected --runs N, --kernels reference,js,wasm,wasm-fma, --clock wall|cpu or --json`);
   }
   if (opts.clock !== 'wall' && opts.clock !== 'cpu') throw new Error(`--clock must be wall or cpu, got ${opts.clock}`);
   if (!Number.isInteger(opts.runs) || opts.runs < 7) throw new Error(`--runs must be an integer ≥ 7, got ${opts.runs}`);
   for (const k of opts.kernels) {
-    if (!['reference', 'js', 'wasm'].includes(k)) throw new Error(`--kernels: unknown kernel ${k}: expected reference, js or wasm`);
+    if (!['reference', 'js', 'wasm', 'wasm-fma'].includes(k)) throw new Error(`--kernels: unknown kernel ${k}: expected reference, js, wasm or wasm-fma`);
   }
   return opts;
 }
@@ -106,8 +107,10 @@ function main(): void {
     reference: () => referenceKernels,
     js: () => jsKernels,
     wasm: () => createWasmKernels({ memoryMiB: 128 }),
+    'wasm-fma': () => createWasmKernels({ memoryMiB: 128, fma: true }),
   };
-  const names = opts.kernels.filter((k) => k !== 'wasm' || availableKernels().includes('wasm'));
+  // the wasm kernels where this runtime has them
+  const names = opts.kernels.filter((k) => !k.startsWith('wasm') || (availableKernels() as string[]).includes(k));
   const instances = Object.fromEntries(names.map((k) => [k, kernels[k]()]));
   const rows: Array<{ shape: string; op: Op; m: number; n: number; k: number; gflops: Record<string, number> }> = [];
   if (!opts.json) {

@@ -10,6 +10,7 @@
  * interleaved repeat by repeat (direction alternating). Figures are medians over the timed
  * steps of a run; the tables give the median and range over the repeats.
  */
+import '../wasm-features.js'; // first: enables relaxed SIMD (kernel wasm-fma) on Node 20
 import { fileURLToPath } from 'node:url';
 import { availableKernels, validateRunConfig } from '@dptrain/core';
 import { loadDataset } from '../data/index.js';

@@ -1,4 +1,5 @@
-import { ConfigError, leafCount } from '@dptrain/core';
+import { ConfigError, type KernelName, leafCount } from '@dptrain/core';
+import { kernelFlag } from '../flags.js';
 import { Command } from 'commander';
 import type { ScalingRunResult } from '../bench/scaling-run.js';
 import { addRunOptions } from '../run-flags.js';
@@ -59,7 +60,7 @@ export function benchCommand(): Command {
     const warmup = intOpt('--warmup', o.warmup, BENCH_DEFAULTS.warmup, 1, 1_000_000);
     const repeat = intOpt('--repeat', o.repeat, BENCH_DEFAULTS.repeat, 1, 1000);
     const out = chartPath(o.out);
-    if (o.kernel !== undefined && o.kernel !== 'js' && o.kernel !== 'wasm') throw new ConfigError('--kernel', `expected js or wasm, got ${JSON.stringify(o.kernel)}`);
+    if (o.kernel !== undefined) kernelFlag('--kernel', o.kernel);
     // heavy modules load here, so `dptrain worker` processes start faster
     process.exitCode = await runBench(self, { workers, steps, warmup, repeat, out, kernel: o.kernel as BenchSettings['kernel'] });
   });
@@ -72,7 +73,7 @@ interface BenchSettings {
   warmup: number;
   repeat: number;
   out: string;
-  kernel?: 'js' | 'wasm';
+  kernel?: KernelName;
 }
 
 /**

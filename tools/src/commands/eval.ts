@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { ConfigError, type EvalResult, Network, decodeCheckpoint, evaluate, kernelsForModel } from '@dptrain/core';
+import { ConfigError, type EvalResult, KERNEL_NAMES, Network, decodeCheckpoint, evaluate, kernelsForModel } from '@dptrain/core';
+import { kernelFlag } from '../flags.js';
 import { Command } from 'commander';
 import { loadDataset } from '../data/index.js';
 
@@ -31,8 +32,7 @@ export function evalCommand(): Command {
       const ref = o.data ?? (typeof trained === 'string' ? trained : undefined);
       if (ref === undefined) throw new ConfigError('--data', `${o.checkpoint} does not say which dataset it was trained on; pass --data REF`);
       const trainedKernel = (ckpt.training?.config as { kernel?: unknown } | undefined)?.kernel;
-      const kernel = o.kernel ?? (trainedKernel === 'wasm' || trainedKernel === 'js' ? trainedKernel : 'js');
-      if (kernel !== 'js' && kernel !== 'wasm') throw new ConfigError('--kernel', `expected js or wasm, got ${JSON.stringify(kernel)}`);
+      const kernel = kernelFlag('--kernel', o.kernel ?? ((KERNEL_NAMES as readonly unknown[]).includes(trainedKernel) ? trainedKernel : 'js'));
       const data = await loadDataset(ref);
       const net = new Network(ckpt.spec, { maxRows: 256, kernels: kernelsForModel(kernel, ckpt.spec, [256]) });
       const test = data.split.test;

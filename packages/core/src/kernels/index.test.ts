@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DptrainError } from '../errors.js';
-import { availableKernels, getKernels, jsKernels, referenceKernels, wasmSupported } from './index.js';
+import { availableKernels, getKernels, jsKernels, referenceKernels, wasmFmaSupported, wasmSupported } from './index.js';
 import type { KernelName } from './types.js';
 
 describe('getKernels / availableKernels', () => {
@@ -27,12 +27,18 @@ describe('getKernels / availableKernels', () => {
     expect(a.alloc(4).buffer === b.alloc(4).buffer).toBe(false);
   });
 
+  it('lists wasm-fma exactly when it is supported, and serves it by name', () => {
+    expect(availableKernels().includes('wasm-fma')).toBe(wasmFmaSupported());
+    if (wasmFmaSupported()) expect(getKernels('wasm-fma').name).toBe('wasm-fma');
+    else expect(() => getKernels('wasm-fma')).toThrow(/kernel wasm-fma is not available/);
+  });
+
   it("resolves 'auto' to wasm where available", () => {
     expect(getKernels('auto').name).toBe(wasmSupported() ? 'wasm' : 'js');
   });
 
   it('rejects an unknown name, naming the allowed ones', () => {
     expect(() => getKernels('gpu' as KernelName)).toThrow(DptrainError);
-    expect(() => getKernels('gpu' as KernelName)).toThrow(/unknown kernel name gpu: expected one of js, wasm, auto/);
+    expect(() => getKernels('gpu' as KernelName)).toThrow(/unknown kernel name gpu: expected one of js, wasm, wasm-fma, auto/);
   });
 });

@@ -9,7 +9,14 @@
  * implementations (js, wasm) may differ from each other in the last bits, which is
  * why a run pins one kernel name for every worker.
  */
-export type KernelName = 'js' | 'wasm';
+/**
+ * The kernel implementations: 'js' (pure TypeScript, everywhere), 'wasm' (WebAssembly
+ * SIMD128, mul then add) and 'wasm-fma' (the same with each multiply-add fused: relaxed
+ * SIMD, offered only where it validates and the CPU fuses it, so its bits are the same
+ * on every machine that offers it).
+ */
+export const KERNEL_NAMES = ['js', 'wasm', 'wasm-fma'] as const;
+export type KernelName = (typeof KERNEL_NAMES)[number];
 
 export interface Kernels {
   readonly name: KernelName;

@@ -1,4 +1,7 @@
 ;; dptrain GEMM kernels: WebAssembly SIMD128 (plain mul + add, no FMA, no relaxed SIMD).
+;; build-wasm.mjs also derives the FMA variant (kernel 'wasm-fma') from this text: each
+;; multiply-add step of the tile becomes one f32x4.relaxed_madd, i.e. acc = fma(a, b, acc),
+;; a single rounding per step. Everything else is the same code.
 ;;
 ;; Assembled by packages/core/scripts/build-wasm.mjs into gemm.wasm.ts (base64).
 ;; Driven by wasm.ts, which owns the memory layout and hands in byte addresses.
@@ -390,6 +393,16 @@
         (f32.store (i32.add (local.get $out) (i32.shl (local.get $j) (i32.const 2))) (f32.demote_f64 (local.get $s)))
         (local.set $j (i32.add (local.get $j) (i32.const 1)))
         (br $tl))))
+
+  ;; a*b + c in lane 0, written as one step of the tile so that the FMA variant fuses it: tells
+  ;; at run time whether relaxed_madd is fused on this CPU (kernel 'wasm-fma' needs it to be).
+  (func (export "madd_probe") (param $pa f32) (param $pb f32) (param $pc f32) (result f32)
+    (local $x v128) (local $b0 v128) (local $c00 v128)
+    (local.set $x (f32x4.splat (local.get $pa)))
+    (local.set $b0 (f32x4.splat (local.get $pb)))
+    (local.set $c00 (f32x4.splat (local.get $pc)))
+    (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (local.get $x) (local.get $b0))))
+    (f32x4.extract_lane 0 (local.get $c00)))
 
   ;; Forward: C[m x n] = A[m x k] . B[n x k]^T (+ bias[n] if $bias != 0).
   ;; Scratch: $pa holds ceil(m/4)*4*k f32, $pb holds ceil(n/8)*8*k f32.

@@ -4,10 +4,10 @@ import { Rng } from '../../rng.js';
 import { ConfigError, DptrainError } from '../../errors.js';
 import type { Kernels } from '../types.js';
 import { referenceKernels } from '../reference.js';
-import { createWasmKernels, wasmSupported } from './wasm.js';
+import { createWasmKernels, wasmFmaSupported, wasmSupported } from './wasm.js';
 import { decodeBase64 } from './base64.js';
-import { GEMM_WASM_BASE64 } from './gemm.wasm.js';
-import { expectedModule, outPath } from '../../../scripts/build-wasm.mjs';
+import { GEMM_FMA_WASM_BASE64, GEMM_WASM_BASE64 } from './gemm.wasm.js';
+import { expectedModule, fmaSource, outPath, watPath } from '../../../scripts/build-wasm.mjs';
 
 type Op = 'gemmABt' | 'gemmAtB' | 'gemmAB';
 const ops: Op[] = ['gemmABt', 'gemmAtB', 'gemmAB'];
@@ -187,5 +187,73 @@ describe.runIf(wasmSupported())('wasm kernels', () => {
     expect(Array.from(kept.subarray(0, 3))).toEqual([2, 2, 2]);
     expect(() => createWasmKernels({ memoryMiB: 0 })).toThrow(ConfigError);
     expect(() => createWasmKernels({ memoryMiB: 1.5 })).toThrow(/memoryMiB: must be an integer in \[1, 2048\]/);
+  });
+});
+
+describe('wasm-fma kernels', () => {
+  it('is offered here (the test runner sets the relaxed-SIMD flag, as the dptrain command does; this CPU has FMA)', () => {
+    // CI runs on the same kind of machine; where the CPU does not fuse, wasm-fma must not be offered
+    expect(wasmFmaSupported()).toBe(true);
+    expect(Array.from(decodeBase64(GEMM_FMA_WASM_BASE64).subarray(0, 4))).toEqual([0, 0x61, 0x73, 0x6d]);
+  });
+
+  it('the FMA variant is the plain source with exactly the nine multiply-add steps fused', () => {
+    const source = readFileSync(watPath, 'utf8');
+    const fma = fmaSource(source);
+    expect(fma.match(/\(f32x4\.relaxed_madd /g)?.length).toBe(9);
+    expect(source.includes('(f32x4.relaxed_madd ')).toBe(false);
+    expect(() => fmaSource(source.replace('(f32x4.add (local.get $c00) (f32x4.mul (local.get $x) (local.get $b0)))', ''))).toThrow(/expected 9 multiply-add steps/);
+  });
+});
+
+describe.runIf(wasmFmaSupported())('wasm-fma kernels, numerics', () => {
+  const K = createWasmKernels({ memoryMiB: 32, fma: true });
+  const P = createWasmKernels({ memoryMiB: 8 });
+
+  it('fuses each multiply-add (one rounding): (1+2⁻²³)(1−2⁻²³) − 1 is −2⁻⁴⁶, where mul then add gives 0', () => {
+    expect(K.name).toBe('wasm-fma');
+    const run = (L: Kernels) => {
+      const a = L.alloc(2);
+      const b = L.alloc(2);
+      a.set([-1, 1 + 2 ** -23]);
+      b.set([1, 1 - 2 ** -23]);
+      const c = L.alloc(1);
+      L.gemmABt(1, 1, 2, a, b, c);
+      return c[0];
+    };
+    expect(run(K)).toBe(-(2 ** -46));
+    expect(run(P)).toBe(0);
+  });
+
+  for (const op of ops) {
+    it(`${op} matches the reference within float32 tolerance on odd and W shapes`, () => {
+      let seed = 500;
+      for (const m of [1, 3, 4, 5, 13, 32]) {
+        for (const n of [1, 5, 8, 9, 17]) {
+          for (const k of [1, 7, 8, 97]) expectClose(K, op, m, n, k, seed++, op === 'gemmABt' && seed % 2 === 0);
+        }
+      }
+      for (const [m, n, k] of [[32, 256, 784], [128, 128, 256]]) expectClose(K, op, m, n, k, seed++, op === 'gemmABt');
+    });
+  }
+
+  it('keeps the determinism contract: a row alone equals its row in a batch; the bits differ from the plain kernel', () => {
+    const rng = new Rng(8);
+    const [n, k] = [13, 37];
+    const x = fill(rng, K.alloc(64 * k));
+    const w = fill(rng, K.alloc(n * k));
+    const bias = fill(rng, K.alloc(n));
+    const batchZ = K.alloc(64 * n);
+    K.gemmABt(64, n, k, x, w, batchZ, bias);
+    const oneZ = K.alloc(n);
+    for (const i of [0, 1, 37, 63]) {
+      K.gemmABt(1, n, k, x.subarray(i * k, (i + 1) * k), w, oneZ, bias);
+      expect(oneZ, `row ${i}`).toEqual(batchZ.subarray(i * n, (i + 1) * n));
+    }
+    const plainZ = new Float32Array(64 * n);
+    P.gemmABt(64, n, k, Float32Array.from(x), Float32Array.from(w), plainZ, Float32Array.from(bias));
+    let differ = 0;
+    for (let i = 0; i < plainZ.length; i++) if (plainZ[i] !== batchZ[i]) differ++;
+    expect(differ).toBeGreaterThan(0);
   });
 });

@@ -2,7 +2,7 @@ import type { Kernels } from '../types.js';
 import { addJs, checkColSums, checkElementwise, checkGemm, colSumsJs, firstNonFiniteJs, locateNonFinite, reluGradJs } from '../check.js';
 import { ConfigError, DptrainError, ShapeError } from '../../errors.js';
 import { decodeBase64 } from './base64.js';
-import { GEMM_WASM_BASE64 } from './gemm.wasm.js';
+import { GEMM_FMA_WASM_BASE64, GEMM_WASM_BASE64 } from './gemm.wasm.js';
 
 /*
  * WebAssembly SIMD128 kernels (name 'wasm'); the arithmetic is described in gemm.wat.
@@ -29,9 +29,11 @@ import { GEMM_WASM_BASE64 } from './gemm.wasm.js';
 export interface WasmKernelOptions {
   /** Linear memory reserved up front, MiB (integer 1..2048, default 64). Bounds alloc() plus scratch. */
   memoryMiB?: number;
+  /** The FMA variant (kernel 'wasm-fma'; needs wasmFmaSupported()). Default false. */
+  fma?: boolean;
 }
 
-const DEFAULTS: Required<WasmKernelOptions> = { memoryMiB: 64 };
+const DEFAULTS: Required<WasmKernelOptions> = { memoryMiB: 64, fma: false };
 const LOW = 64;
 const GUARD = 64;
 const ALIGN = 64;
@@ -49,6 +51,7 @@ interface GemmExports {
   gemm_abt(m: number, n: number, k: number, a: number, b: number, c: number, bias: number, pa: number, pb: number, relu: number): void;
   gemm_atb(m: number, n: number, k: number, a: number, b: number, c: number, pa: number, pb: number): void;
   gemm_ab(m: number, n: number, k: number, a: number, b: number, c: number, pa: number, pb: number): void;
+  madd_probe(a: number, b: number, c: number): number;
   vadd(dst: number, src: number, n: number): void;
   vfinite(src: number, n: number): number;
   vrelu_grad(d: number, h: number, n: number): void;
@@ -56,31 +59,66 @@ interface GemmExports {
 }
 
 const api = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
-let bytes: Uint8Array | undefined;
-let supported: boolean | undefined;
-let compiled: object | undefined;
 
-function moduleBytes(): Uint8Array {
-  bytes ??= decodeBase64(GEMM_WASM_BASE64);
-  return bytes;
+/** One of the two modules: its bytes, whether this runtime takes it, its compiled form. */
+interface ModuleSlot {
+  base64: string;
+  bytes?: Uint8Array;
+  supported?: boolean;
+  compiled?: object;
+}
+const plain: ModuleSlot = { base64: GEMM_WASM_BASE64 };
+const fused: ModuleSlot = { base64: GEMM_FMA_WASM_BASE64 };
+
+function moduleBytes(slot: ModuleSlot): Uint8Array {
+  slot.bytes ??= decodeBase64(slot.base64);
+  return slot.bytes;
+}
+
+function compiled(slot: ModuleSlot, wasm: WasmApi): object {
+  slot.compiled ??= new wasm.Module(moduleBytes(slot));
+  return slot.compiled;
 }
 
 /** Whether this runtime has WebAssembly with SIMD128 (it validates the kernel module). */
 export function wasmSupported(): boolean {
-  if (supported === undefined) {
+  if (plain.supported === undefined) {
     try {
-      supported = api !== undefined && api.validate(moduleBytes());
+      plain.supported = api !== undefined && api.validate(moduleBytes(plain));
     } catch {
-      supported = false;
+      plain.supported = false;
     }
   }
-  return supported;
+  return plain.supported;
+}
+
+/**
+ * Whether kernel 'wasm-fma' can run here: the runtime validates relaxed SIMD (Node 20
+ * needs `--experimental-wasm-relaxed-simd`, which the dptrain command sets) AND
+ * relaxed_madd is fused on this CPU — probed with a*b + c where one rounding and two
+ * differ: (1 + 2⁻²³)(1 − 2⁻²³) − 1 is −2⁻⁴⁶ fused and 0 unfused. Where it would not be
+ * fused the kernel is not offered, so every worker that offers it computes the same bits.
+ */
+export function wasmFmaSupported(): boolean {
+  if (fused.supported === undefined) {
+    try {
+      fused.supported = false;
+      if (api !== undefined && wasmSupported() && api.validate(moduleBytes(fused))) {
+        const memory = new api.Memory({ initial: 1, maximum: 1 });
+        const probe = (new api.Instance(compiled(fused, api), { env: { memory } }).exports as unknown as GemmExports).madd_probe;
+        fused.supported = probe(1 + 2 ** -23, 1 - 2 ** -23, -1) === -(2 ** -46);
+      }
+    } catch {
+      fused.supported = false;
+    }
+  }
+  return fused.supported;
 }
 
 const pad = (n: number): number => Math.ceil(n / ALIGN) * ALIGN;
 
 class WasmKernels implements Kernels {
-  readonly name = 'wasm' as const;
+  readonly name: 'wasm' | 'wasm-fma';
   private readonly buffer: ArrayBuffer;
   private readonly f32: Float32Array;
   private readonly fn: GemmExports;
@@ -90,7 +128,8 @@ class WasmKernels implements Kernels {
   private scratchBase: number;
   private cursor = 0;
 
-  constructor(memoryMiB: number, module: object, wasm: WasmApi) {
+  constructor(name: 'wasm' | 'wasm-fma', memoryMiB: number, module: object, wasm: WasmApi) {
+    this.name = name;
     const pages = (memoryMiB * MIB) / 65536;
     const memory = new wasm.Memory({ initial: pages, maximum: pages });
     const instance = new wasm.Instance(module, { env: { memory } });
@@ -264,6 +303,14 @@ export function createWasmKernels(options: WasmKernelOptions = {}): Kernels {
   if (!api || !wasmSupported()) {
     throw new DptrainError('E_KERNEL', 'kernel wasm is not available in this runtime (needs WebAssembly with SIMD128)');
   }
-  compiled ??= new api.Module(moduleBytes());
-  return new WasmKernels(opts.memoryMiB, compiled, api);
+  if (opts.fma) {
+    if (!wasmFmaSupported()) {
+      throw new DptrainError(
+        'E_KERNEL',
+        'kernel wasm-fma is not available in this runtime (needs WebAssembly relaxed SIMD — on Node 20 the flag --experimental-wasm-relaxed-simd, which the dptrain command sets — and a CPU that fuses f32x4.relaxed_madd)',
+      );
+    }
+    return new WasmKernels('wasm-fma', opts.memoryMiB, compiled(fused, api), api);
+  }
+  return new WasmKernels('wasm', opts.memoryMiB, compiled(plain, api), api);
 }
