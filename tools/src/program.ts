@@ -6,6 +6,7 @@ import { coordinatorCommand } from './commands/coordinator.js';
 import { evalCommand } from './commands/eval.js';
 import { trainCommand } from './commands/train.js';
 import { workerCommand } from './commands/worker.js';
+import { headroomFromEnv, reserveHeapHeadroom } from './heap-headroom.js';
 
 /** Exit codes: 0 ok, 1 a failure while running, 2 bad usage or configuration, 130/143 interrupted. */
 export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2, SIGINT: 130, SIGTERM: 143 } as const;
@@ -56,10 +57,16 @@ export function reportError(e: unknown, err: NodeJS.WritableStream = process.std
 
 /** Run the CLI with these arguments (without node and the script); resolves with the exit code. */
 export async function main(args: string[]): Promise<number> {
+  let release = () => {};
   try {
+    // GC headroom for the ~1 MB messages a coordinator or worker receives every step
+    // (heap-headroom.ts; $DPTRAIN_HEAP_HEADROOM_MB, 0 turns it off)
+    release = reserveHeapHeadroom(headroomFromEnv());
     await buildProgram().parseAsync(args, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT.OK;
   } catch (e) {
     return reportError(e);
+  } finally {
+    release();
   }
 }

@@ -74,11 +74,11 @@ export interface HostCeiling {
  * computeRate when given `--ceiling-batch B --ceiling-start T --ceiling-ms D` (and
  * `--leaf`) and print `{ "samplesPerSec": x }`.
  */
-export async function hostCeiling(script: string, batchSize: number, leafSize: number, repeat: number, durationMs = 2000): Promise<HostCeiling> {
+export async function hostCeiling(script: string, batchSize: number, leafSize: number, repeat: number, durationMs = 2000, extraArgs: string[] = []): Promise<HostCeiling> {
   const alone: number[] = [];
   const pair: number[] = [];
   const run = (b: number, startAt: number) =>
-    spawnJson<{ samplesPerSec: number }>(script, ['--ceiling-batch', String(b), '--ceiling-start', String(startAt), '--ceiling-ms', String(durationMs), '--leaf', String(leafSize)]).then((r) => r.samplesPerSec);
+    spawnJson<{ samplesPerSec: number }>(script, ['--ceiling-batch', String(b), '--ceiling-start', String(startAt), '--ceiling-ms', String(durationMs), '--leaf', String(leafSize), ...extraArgs]).then((r) => r.samplesPerSec);
   for (let i = 0; i < repeat; i++) {
     alone.push(await run(2 * batchSize, Date.now() + 2000));
     const start = Date.now() + 2000;

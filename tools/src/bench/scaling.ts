@@ -12,7 +12,8 @@
  */
 import '../wasm-features.js'; // first: enables relaxed SIMD (kernel wasm-fma) on Node 20
 import { fileURLToPath } from 'node:url';
-import { availableKernels, validateRunConfig } from '@dptrain/core';
+import { type KernelName, availableKernels, validateRunConfig } from '@dptrain/core';
+import { headroomFromEnv, reserveHeapHeadroom } from '../heap-headroom.js';
 import { loadDataset } from '../data/index.js';
 import { type CodecThroughput, codecThroughput } from './codec-throughput.js';
 import { type HostCeiling, computeRate, hostCeiling } from './host-ceiling.js';
@@ -26,6 +27,8 @@ const FLAGS = {
   leaf: { kind: 'int', min: 1, max: 512, default: 32 },
   'codec-runs': { kind: 'int', min: 1, max: 100, default: 21 },
   json: { kind: 'bool' },
+  // kernel wasm-fma instead of the default kernel
+  fma: { kind: 'bool' },
   // internal: measure one run in this process and print its JSON
   'run-batch': { kind: 'int', min: 0, max: 1 << 20, default: 0 },
   'run-workers': { kind: 'int', min: 0, max: 256, default: 0 },
@@ -55,12 +58,13 @@ export interface ScalingBenchResult {
   ceiling: HostCeiling;
 }
 
-/** The fastest kernel of this runtime: wasm when WebAssembly SIMD validates, else js. */
-export function fastestKernel(): 'js' | 'wasm' {
+/** The kernel measured: the default of `dptrain train` (wasm where WebAssembly SIMD validates, else js), or wasm-fma with --fma. */
+export function benchKernel(fma: boolean): KernelName {
+  if (fma) return 'wasm-fma';
   return availableKernels().includes('wasm') ? 'wasm' : 'js';
 }
 
-async function oneRun(batchSize: number, workers: number, steps: number, warmup: number, leafSize: number): Promise<ScalingRunResult> {
+async function oneRun(batchSize: number, workers: number, steps: number, warmup: number, leafSize: number, kernel: KernelName): Promise<ScalingRunResult> {
   const data = await loadDataset('mnist');
   const config = validateRunConfig({
     model: W_SPEC,
@@ -71,10 +75,16 @@ async function oneRun(batchSize: number, workers: number, steps: number, warmup:
     steps: warmup + steps,
     seed: 0,
     shuffle: true,
-    kernel: fastestKernel(),
+    kernel,
     evalEvery: 0,
   });
-  return measureScalingRun({ config, data: data.split, workers, warmup, steps });
+  // GC headroom for the ~1 MB results, as the dptrain command reserves it (heap-headroom.ts)
+  const release = reserveHeapHeadroom(headroomFromEnv());
+  try {
+    return await measureScalingRun({ config, data: data.split, workers, warmup, steps });
+  } finally {
+    release();
+  }
 }
 
 const kB = (b: number) => `${fmt(b / 1000, 1)} kB`;
@@ -152,17 +162,17 @@ export function scalingReport(r: ScalingBenchResult): string {
 async function main(): Promise<void> {
   const flags = parseFlags(process.argv.slice(2), FLAGS);
   if (flags['ceiling-batch'] > 0) {
-    const sps = await computeRate(flags['ceiling-batch'], flags.leaf, fastestKernel(), flags['ceiling-start'], flags['ceiling-ms']);
+    const sps = await computeRate(flags['ceiling-batch'], flags.leaf, benchKernel(flags.fma), flags['ceiling-start'], flags['ceiling-ms']);
     console.log(JSON.stringify({ samplesPerSec: sps }));
     return;
   }
   if (flags['run-batch'] > 0) {
-    const r = await oneRun(flags['run-batch'], Math.max(1, flags['run-workers']), flags.steps, flags.warmup, flags.leaf);
+    const r = await oneRun(flags['run-batch'], Math.max(1, flags['run-workers']), flags.steps, flags.warmup, flags.leaf, benchKernel(flags.fma));
     console.log(JSON.stringify(r));
     return;
   }
   const log = flags.json ? () => {} : (s: string) => console.error(s);
-  const kernel = fastestKernel();
+  const kernel = benchKernel(flags.fma);
   log(`kernel ${kernel} (available: ${availableKernels().join(', ')}); ${flags.repeat} × ${SCALING_CONFIGS.length} runs of ${flags.warmup} + ${flags.steps} steps…`);
   const runs = SCALING_CONFIGS.map(() => [] as ScalingRunResult[]);
   const script = fileURLToPath(import.meta.url);
@@ -171,14 +181,14 @@ async function main(): Promise<void> {
     if (rep % 2 === 1) order.reverse();
     for (const i of order) {
       const c = SCALING_CONFIGS[i];
-      const args = ['--run-batch', String(c.batchSize), '--run-workers', String(c.workers), '--steps', String(flags.steps), '--warmup', String(flags.warmup), '--leaf', String(flags.leaf)];
+      const args = ['--run-batch', String(c.batchSize), '--run-workers', String(c.workers), '--steps', String(flags.steps), '--warmup', String(flags.warmup), '--leaf', String(flags.leaf), ...(flags.fma ? ['--fma'] : [])];
       const [r] = inFreshProcesses<ScalingRunResult>(script, args, 1);
       runs[i].push(r);
       log(`  batch ${c.batchSize}, ${c.workers} worker(s), run ${rep + 1}/${flags.repeat}: ${fmt(r.samplesPerSec)} samples/s, step ${fmt(r.phases.totalMs, 1)} ms`);
     }
   }
   log('host ceiling (core alone: 1 process at batch 512 vs 2 processes at 256 at once)…');
-  const ceiling = await hostCeiling(script, 256, flags.leaf, flags.repeat);
+  const ceiling = await hostCeiling(script, 256, flags.leaf, flags.repeat, 2000, flags.fma ? ['--fma'] : []);
   log('protocol codec…');
   const codec = codecThroughput(1_000_000, flags['codec-runs']);
   const configs = SCALING_CONFIGS.map((c, i) => ({ ...c, runs: runs[i], summary: summarizeRuns(runs[i]) }));
