@@ -1,6 +1,7 @@
 import { ConfigError, DptrainError, ShapeError } from '../errors.js';
 import { firstNonFinite } from './clip.js';
 import { OPTIMIZER_DEFAULTS, optimizerSlotNames, type OptimizerConfig } from './config.js';
+import { adagradLoop, adamLoop, momentumLoop, rmspropLoop, sgdLoop, type GradTerms } from './loops.js';
 import type { OptimizerState } from './state.js';
 
 /** Options of optimizerStep. */
@@ -41,6 +42,17 @@ export function optimizerStep(
   lr: number,
   opts: StepOptions = {},
 ): void {
+  checkStepInputs(cfg, params, grads, state, lr);
+  const bad = opts.checked === true ? -1 : firstNonFinite(grads);
+  if (bad >= 0) throw new DptrainError('E_NONFINITE', `optimizer: gradient[${bad}] is ${grads[bad]}; step not applied`);
+  applyStep(cfg, params, grads, 1, state, lr);
+}
+
+/**
+ * The checks optimizerStep makes before anything changes, except the finite scan: lengths of
+ * the gradients and state slots, lr, state.t. Throws ShapeError / ConfigError.
+ */
+export function checkStepInputs(cfg: OptimizerConfig, params: Float32Array, grads: Float32Array, state: OptimizerState, lr: number): void {
   const n = params.length;
   if (grads.length !== n) throw new ShapeError(`optimizer: ${grads.length} gradients for ${n} parameters`);
   if (typeof lr !== 'number' || !(lr >= 0 && Number.isFinite(lr))) throw new ConfigError('lr', `expected a finite number >= 0, got ${lr}`);
@@ -51,83 +63,41 @@ export function optimizerStep(
       throw new ShapeError(`optimizer: state slot ${s} ${a instanceof Float32Array ? `has ${a.length} values` : 'is missing'}, expected ${n}`);
     }
   }
-  const bad = opts.checked === true ? -1 : firstNonFinite(grads);
-  if (bad >= 0) throw new DptrainError('E_NONFINITE', `optimizer: gradient[${bad}] is ${grads[bad]}; step not applied`);
+}
 
+/**
+ * The update itself, on inputs checkStepInputs accepted and a gradient known to be finite:
+ * gradient element i is fround(src[i] * scale) (scale 1: src[i]; applyUpdate passes its clip
+ * coefficient, fusing the clip into the step). Then state.t++.
+ */
+export function applyStep(cfg: OptimizerConfig, params: Float32Array, src: Float32Array, scale: number, state: OptimizerState, lr: number): void {
   const wd = cfg.weightDecay ?? OPTIMIZER_DEFAULTS.weightDecay;
   const l1 = cfg.l1 ?? OPTIMIZER_DEFAULTS.l1;
-  const l2 = cfg.name === 'adamw' ? 0 : wd;
-  const grad = (i: number): number => {
-    const w = params[i];
-    let g = grads[i];
-    if (l2 !== 0) g = g + l2 * w;
-    if (l1 !== 0) g = g + l1 * Math.sign(w);
-    return g;
-  };
+  const terms: GradTerms = { scale, l2: cfg.name === 'adamw' ? 0 : wd, l1 };
   const t = state.t + 1;
   const slots = state.slots;
 
   switch (cfg.name) {
     case 'sgd':
-      // without decay terms grad(i) is grads[i] itself: the same arithmetic in a loop V8 runs ~2× faster
-      if (l2 === 0 && l1 === 0) for (let i = 0; i < n; i++) params[i] = params[i] - lr * grads[i];
-      else for (let i = 0; i < n; i++) params[i] = params[i] - lr * grad(i);
+      sgdLoop(params, src, terms, lr);
       break;
     case 'momentum':
-    case 'nesterov': {
-      const mu = cfg.momentum ?? OPTIMIZER_DEFAULTS.momentum;
-      const vel = slots.velocity;
-      const nesterov = cfg.name === 'nesterov';
-      for (let i = 0; i < n; i++) {
-        const g = grad(i);
-        const b = mu * vel[i] + g;
-        vel[i] = b;
-        params[i] = params[i] - lr * (nesterov ? g + mu * b : b);
-      }
+    case 'nesterov':
+      momentumLoop(params, src, terms, slots.velocity, lr, cfg.momentum ?? OPTIMIZER_DEFAULTS.momentum, cfg.name === 'nesterov');
       break;
-    }
-    case 'adagrad': {
-      const eps = cfg.eps ?? OPTIMIZER_DEFAULTS.eps;
-      const sum = slots.sum;
-      for (let i = 0; i < n; i++) {
-        const g = grad(i);
-        const s = sum[i] + g * g;
-        sum[i] = s;
-        params[i] = params[i] - (lr * g) / (Math.sqrt(s) + eps);
-      }
+    case 'adagrad':
+      adagradLoop(params, src, terms, slots.sum, lr, cfg.eps ?? OPTIMIZER_DEFAULTS.eps);
       break;
-    }
-    case 'rmsprop': {
-      const rho = cfg.rho ?? OPTIMIZER_DEFAULTS.rho;
-      const eps = cfg.eps ?? OPTIMIZER_DEFAULTS.eps;
-      const sq = slots.sq;
-      for (let i = 0; i < n; i++) {
-        const g = grad(i);
-        const v = rho * sq[i] + (1 - rho) * g * g;
-        sq[i] = v;
-        params[i] = params[i] - (lr * g) / (Math.sqrt(v) + eps);
-      }
+    case 'rmsprop':
+      rmspropLoop(params, src, terms, slots.sq, lr, cfg.rho ?? OPTIMIZER_DEFAULTS.rho, cfg.eps ?? OPTIMIZER_DEFAULTS.eps);
       break;
-    }
     case 'adam':
     case 'adamw': {
       const b1 = cfg.beta1 ?? OPTIMIZER_DEFAULTS.beta1;
       const b2 = cfg.beta2 ?? OPTIMIZER_DEFAULTS.beta2;
       const eps = cfg.eps ?? OPTIMIZER_DEFAULTS.eps;
-      const bc1 = 1 - Math.pow(b1, t);
-      const bc2 = 1 - Math.pow(b2, t);
       const decay = cfg.name === 'adamw' ? lr * wd : 0;
-      const m = slots.m;
-      const v = slots.v;
-      for (let i = 0; i < n; i++) {
-        const g = grad(i);
-        const mi = b1 * m[i] + (1 - b1) * g;
-        const vi = b2 * v[i] + (1 - b2) * g * g;
-        m[i] = mi;
-        v[i] = vi;
-        const w = params[i] - decay * params[i];
-        params[i] = w - (lr * (mi / bc1)) / (Math.sqrt(vi / bc2) + eps);
-      }
+      adamLoop(params, src, terms, slots.m, slots.v, lr, { b1, b2, eps, bc1: 1 - Math.pow(b1, t), bc2: 1 - Math.pow(b2, t), decay });
       break;
     }
     default:
