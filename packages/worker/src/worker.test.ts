@@ -98,6 +98,25 @@ test('a task gives one result per canonical node, bit-identical to core LeafComp
   await expect(done).rejects.toMatchObject({ code: 'E_STATE' });
 });
 
+test('parameters holding NaN are refused with E_NONFINITE naming the index, and nothing is computed with them', async () => {
+  const s = await server();
+  const w = worker(s.url);
+  const done = w.start();
+  done.catch(() => {});
+  const conn = await s.accept();
+  await handshake(conn);
+  expect((await conn.next()).type).toBe('ready');
+  const params = initParams(spec, 3);
+  params[5] = Number.NaN;
+  conn.send({ type: 'params', version: 1, data: params });
+  conn.send({ type: 'task', step: 1, version: 1, epoch: 0, leafLo: 0, leafHi: 1, leafCount: 1, batchSize: 16, indices: new Int32Array(16) });
+  const err = await conn.next();
+  expect(err).toMatchObject({ type: 'error', code: 'E_NONFINITE', fatal: true });
+  expect((err as { message: string }).message).toMatch(/params\.data\[5\] is NaN/);
+  expect((await conn.closed).code).toBeGreaterThanOrEqual(4000);
+  await expect(done).rejects.toMatchObject({ code: 'E_NONFINITE' });
+});
+
 test('fingerprint mismatch: an E_DATA_MISMATCH error naming both fingerprints, close 4002, rejection', async () => {
   const s = await server();
   const w = worker(s.url, { loadData: async () => otherSplit });

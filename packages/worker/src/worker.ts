@@ -224,7 +224,8 @@ export class Worker {
           return fail(err, CLOSE_CODES.DATA_MISMATCH);
         }
         runner = new TaskRunner(m, loaded.split.train, this.fault);
-        ctx = { accept: COORDINATOR_MESSAGE_TYPES, paramCount: m.paramCount, leafSize: m.run.leafSize, datasetSize: loaded.split.train.n, maxIndices: 1 << 24 };
+        // params are scanned for NaN/±Infinity by TaskRunner.setParams, in kernel memory after its copy
+        ctx = { accept: COORDINATOR_MESSAGE_TYPES, paramCount: m.paramCount, leafSize: m.run.leafSize, datasetSize: loaded.split.train.n, maxIndices: 1 << 24, receiverScansParams: true };
         this.send(ws, { type: 'ready', fingerprint: loaded.fingerprint, loadMs: loaded.loadMs });
         log(`ready: ${loaded.split.train.n} training samples, fingerprint ${loaded.fingerprint.slice(0, 12)}…`);
       };
