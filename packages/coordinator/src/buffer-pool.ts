@@ -9,13 +9,17 @@ export class BufferPool {
   /** Buffers allocated so far. */
   allocated = 0;
 
-  constructor(readonly size: number) {}
+  /** `alloc` makes a new buffer (default a plain Float32Array; e.g. a kernels' alloc, whose memory the kernels work in). */
+  constructor(
+    readonly size: number,
+    private readonly alloc: (n: number) => Float32Array = (n) => new Float32Array(n),
+  ) {}
 
   /** A buffer of `size` floats (contents unspecified). */
   take(): Float32Array {
     const b = this.free.pop();
     if (b) return b;
-    const n = new Float32Array(this.size);
+    const n = this.alloc(this.size);
     this.own.add(n);
     this.allocated++;
     return n;

@@ -17,12 +17,14 @@ export type Intake =
 
 /**
  * Decode and validate one binary frame from a worker (only worker message types; gradients
- * of exactly `paramCount` values; at most `maxFrameBytes`). A result refused only because
+ * of exactly `paramCount` values; at most `maxFrameBytes`; a gradient's values are scanned
+ * for NaN/±Infinity later, by the round, on its copy in kernel memory). A result refused only because
  * its gradient is not finite is still returned, flagged `nonFinite`, so that the coordinator
  * can apply its non-finite policy to that worker, step and node. Never throws.
  */
 export function decodeWorkerFrame(bytes: Uint8Array, paramCount: number, maxFrameBytes: number): Intake {
-  const ctx = { paramCount, maxFrameBytes, accept: WORKER_MESSAGE_TYPES };
+  // the gradient's NaN/±Infinity scan is left to the round (it scans its copy in kernel memory)
+  const ctx = { paramCount, maxFrameBytes, accept: WORKER_MESSAGE_TYPES, receiverScansResults: true };
   try {
     return { ok: true, msg: decode(bytes, ctx) };
   } catch (e) {

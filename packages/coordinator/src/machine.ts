@@ -4,6 +4,7 @@ import {
   DptrainError,
   EpochSampler,
   type EvalResult,
+  type Kernels,
   Network,
   type OptimizerState,
   type RunConfig,
@@ -11,13 +12,16 @@ import {
   ShapeError,
   applyUpdate,
   createOptimizerState,
+  createWasmKernels,
   evaluate,
   initParams,
+  jsKernels,
   kernelsForModel,
   leafCount,
   paramLayout,
   runSeeds,
   validateRunConfig,
+  wasmSupported,
 } from '@dptrain/core';
 import type { RunEventInit, WorkerInfo } from '@dptrain/protocol';
 import { encodeFinalCheckpoint } from './checkpoint-io.js';
@@ -65,6 +69,8 @@ export class RoundMachine {
   private readonly workers: Membership;
   /** Reduction buffers for results the round must copy (see ResultHandling.owned). */
   private readonly pool: BufferPool;
+  /** Kernels whose memory holds the reduction buffers: results are copied in, scanned and summed there (SIMD where available). */
+  private readonly reduceKernels: Kernels;
   private round: Round | undefined;
   /** The sampler's position before the current round's batch was drawn (what a checkpoint records mid-step). */
   private roundSampler: SamplerState | undefined;
@@ -151,7 +157,16 @@ export class RoundMachine {
       this._epochsDone = resume.epoch;
     }
     this.maxWorkers = leafCount(this.config.batchSize, this.config.leafSize);
-    this.pool = new BufferPool(this.paramCount);
+    this.reduceKernels = reductionKernels(this.paramCount);
+    const K = this.reduceKernels;
+    this.pool = new BufferPool(this.paramCount, (n) => {
+      try {
+        return K.alloc(n);
+      } catch (e) {
+        if (e instanceof DptrainError && e.code === 'E_KERNEL_MEMORY') return new Float32Array(n); // correct, just slower
+        throw e;
+      }
+    });
     this.evalNet = new Network(spec, { maxRows: 256, kernels: kernelsForModel(this.config.kernel, spec, [256]) });
   }
 
@@ -472,14 +487,18 @@ export class RoundMachine {
       paramCount: this.paramCount,
       takeBuffer: () => this.pool.take(),
       releaseBuffer: (b) => this.pool.give(b),
-      add: this.evalNet.kernels.add,
+      add: this.reduceKernels.add,
+      scan: this.reduceKernels.firstNonFinite,
     });
     this.round = r;
     this.members = ready;
     this.timing = new RoundTiming(start);
     const tasks = r.assign(ready);
-    this.broadcast(tasks.map((t) => t.workerId));
-    for (const { workerId, task } of tasks) this.out.sendTask(workerId, task);
+    // params then task, worker by worker: the first starts computing while the next is sent to
+    for (const { workerId, task } of tasks) {
+      this.broadcast([workerId]);
+      this.out.sendTask(workerId, task);
+    }
     this.timing.sent = this.clock();
     for (const { workerId } of tasks) this.timing.gave(workerId, this.timing.sent);
   }
@@ -704,4 +723,16 @@ export class RoundMachine {
   private emitWorkers(): void {
     this.out.event({ kind: 'workers', step: this._step, list: this.workerInfos() });
   }
+}
+
+/**
+ * The kernels the reduction runs on, whatever the run's kernel: add and firstNonFinite
+ * give the same bits in every implementation, so this is only about speed. WebAssembly
+ * where available, with room for 16 gradient buffers (up to 2 GiB; the pool falls back
+ * to plain arrays beyond).
+ */
+function reductionKernels(paramCount: number): Kernels {
+  if (!wasmSupported()) return jsKernels;
+  const mib = Math.min(2048, Math.ceil((16 * (paramCount * 4 + 64) + (2 << 20)) / (1 << 20)));
+  return createWasmKernels({ memoryMiB: Math.max(4, mib) });
 }

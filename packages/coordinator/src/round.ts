@@ -58,6 +58,8 @@ export class Round {
   private readonly reducer: TreeReducer;
   private readonly entries = new Map<string, NodeEntry>();
   private readonly takeBuffer: () => Float32Array;
+  private readonly releaseBuffer: (b: Float32Array) => void;
+  private readonly scan: (n: number, x: Float32Array) => number;
   /** Compute time reported per worker in this round, ms. */
   readonly computeMs = new Map<string, number>();
   /** Samples computed per worker in this round. */
@@ -75,6 +77,8 @@ export class Round {
     releaseBuffer: (b: Float32Array) => void;
     /** Sums one node into its sibling (a kernels' add; default a JS loop: the same bits). */
     add?: (n: number, dst: Float32Array, src: Float32Array) => void;
+    /** Finds the first non-finite value (a kernels' firstNonFinite; default core's JS scan). */
+    scan?: (n: number, x: Float32Array) => number;
   }) {
     this.step = args.step;
     this.version = args.version;
@@ -84,6 +88,8 @@ export class Round {
     this.L = leafCount(this.B, args.leafSize);
     this.paramCount = args.paramCount;
     this.takeBuffer = args.takeBuffer;
+    this.releaseBuffer = args.releaseBuffer;
+    this.scan = args.scan ?? ((_n, x) => firstNonFinite(x));
     this.reducer = new TreeReducer(this.L, args.releaseBuffer, args.add);
   }
 
@@ -213,12 +219,16 @@ export class Round {
     if (!(r.correct >= 0 && r.correct <= r.samples)) return { status: 'invalid', code: 'E_FIELD', reason: `${what}: correct ${r.correct} is outside [0, ${r.samples}]` };
     if (!Number.isFinite(r.lossSum)) return { status: 'invalid', code: 'E_NONFINITE', reason: `${what}: lossSum is ${r.lossSum}` };
     if (r.grad.length !== this.paramCount) return { status: 'invalid', code: 'E_FIELD', reason: `${what}: gradient has ${r.grad.length} values, expected ${this.paramCount}` };
-    const bad = how.checked === true ? -1 : firstNonFinite(r.grad);
-    if (bad >= 0) return { status: 'invalid', code: 'E_NONFINITE', reason: `${what}: gradient element ${bad} is ${r.grad[bad]}` };
+    // copied first (into the pool's buffers, where the kernels work), then scanned there
     let buf = r.grad;
     if (how.owned !== true) {
       buf = this.takeBuffer();
       buf.set(r.grad);
+    }
+    const bad = how.checked === true ? -1 : this.scan(buf.length, buf);
+    if (bad >= 0) {
+      if (buf !== r.grad) this.releaseBuffer(buf);
+      return { status: 'invalid', code: 'E_NONFINITE', reason: `${what}: gradient element ${bad} is ${r.grad[bad]}` };
     }
     if (!this.reducer.add(e.node.lo, e.node.size, buf)) throw new Error(`${what} was already covered in the reduction tree`);
     e.received = true;

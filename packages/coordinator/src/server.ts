@@ -424,14 +424,11 @@ export class Coordinator {
       this.o.log(`worker ${c.id}: ${got.nonFinite.message} (step ${got.msg.step}, node (${got.msg.nodeLo}, ${got.msg.nodeSize}))`);
     }
     if (c.phase !== 'hello') this.machine.touch(c.id, Date.now());
-    if (this.dispatch(c, got.msg, !('nonFinite' in got))) this.frames.ok++;
+    if (this.dispatch(c, got.msg)) this.frames.ok++;
   }
 
-  /**
-   * Handle a decoded message; false if it was refused (counted as a bad frame). `finite`:
-   * decode has checked every float of its payload.
-   */
-  private dispatch(c: Connection, msg: Message, finite: boolean): boolean {
+  /** Handle a decoded message; false if it was refused (counted as a bad frame). */
+  private dispatch(c: Connection, msg: Message): boolean {
     const now = Date.now();
     const wrongPhase = () => {
       this.refuseFrame(c, new ProtocolError('E_STATE', `'${msg.type}' is not expected now (session is at '${c.phase}')`));
@@ -472,7 +469,7 @@ export class Coordinator {
       }
       case 'result':
         if (c.phase !== 'ready') return wrongPhase();
-        this.onResult(c, msg, finite);
+        this.onResult(c, msg);
         return true;
       case 'heartbeat':
         if (c.phase === 'hello') return wrongPhase();
@@ -494,12 +491,12 @@ export class Coordinator {
   }
 
   /**
-   * The gradient is a view into the frame ws handed over (or decode's copy of it), which
-   * nothing else holds: the machine may sum it in place. Decode already checked it finite
-   * unless intake flagged it, so the round does not scan it again.
+   * The gradient is a view into the frame ws handed over; decode left its NaN/±Infinity
+   * scan to the round (receiverScansResults), which copies it into a reduction buffer in
+   * kernel memory and scans it there before summing.
    */
-  private onResult(c: Connection, msg: ResultMessage, finite: boolean): void {
-    const v = this.machine.resultReceived(c.id, msg, Date.now(), { checked: finite, owned: true });
+  private onResult(c: Connection, msg: ResultMessage): void {
+    const v = this.machine.resultReceived(c.id, msg, Date.now(), { checked: false, owned: false });
     if (v.status === 'invalid') this.o.log(`worker ${c.id}: bad result: ${v.reason}`);
   }
 

@@ -35,6 +35,11 @@ export interface DecodeContext {
    * it makes anyway, and reports E_NONFINITE as decode would). Everything else is checked.
    */
   receiverScansParams?: boolean;
+  /**
+   * The same for result.grad: the coordinator scans each gradient after copying it into
+   * its reduction buffers (kernel memory, SIMD), before it is summed.
+   */
+  receiverScansResults?: boolean;
 }
 
 export interface ValidateOptions {
@@ -131,7 +136,7 @@ export function validateMessage(raw: unknown, ctx: DecodeContext = {}, opts: Val
         lossSum: num(raw, p, 'lossSum'),
         correct: int(raw, p, 'correct', 0, samples),
         computeMs: num(raw, p, 'computeMs', 0),
-        grad: checkFloats(raw.grad, 'result.grad', ctx, opts),
+        grad: checkFloats(raw.grad, 'result.grad', ctx, ctx.receiverScansResults ? { ...opts, checkFinite: false } : opts),
       };
     }
     case 'task':
