@@ -650,7 +650,7 @@ export class RoundMachine {
     const t0 = this.clock();
     let lr: number;
     try {
-      lr = applyUpdate(this.params, grad, r.B, this.config.optimizer, this.optState, r.step).lr;
+      lr = applyUpdate(this.params, grad, r.B, this.config.optimizer, this.optState, r.step, this.reduceKernels).lr;
     } catch (e) {
       this.pool.give(grad);
       return this.fail(e instanceof Error ? e : new DptrainError('E_INTERNAL', String(e)));

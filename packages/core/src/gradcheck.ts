@@ -50,6 +50,17 @@ const float64Kernels: Kernels = {
       out[j] = s;
     }
   },
+  meanSq(n, g, b) {
+    let s = 0;
+    for (let i = 0; i < n; i++) {
+      g[i] /= b;
+      s += g[i] * g[i];
+    }
+    return s;
+  },
+  sgdStep(n, p, g, lr) {
+    for (let i = 0; i < n; i++) p[i] -= lr * g[i];
+  },
 };
 
 export interface GradCheckResult {

@@ -153,7 +153,7 @@ export function train(opts: TrainOptions): TrainResult {
     const L = leafCount(B, leafSize);
     computer.setParams(params);
     const st = computer.computeNode({ step, leafCount: L, batchSize: B, indices: b.indices, indexBase: 0 }, { lo: 0, size: nextPow2(L) }, grad);
-    const up = applyUpdate(params, grad, B, optimizer, state, step);
+    const up = applyUpdate(params, grad, B, optimizer, state, step, kernels);
     step++;
     epochLoss += st.lossSum;
     epochCorrect += st.correct;

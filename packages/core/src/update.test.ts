@@ -4,6 +4,7 @@ import { clipByGlobalNorm, createOptimizerState, firstNonFinite, optimizerStep, 
 import { Rng } from './rng.js';
 import { scheduledLr } from './schedule.js';
 import { applyUpdate } from './update.js';
+import { createWasmKernels, wasmSupported } from './kernels/index.js';
 
 const N = 1003;
 const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
@@ -22,11 +23,12 @@ function randomArrays(seed: number): { params: Float32Array; grad: Float32Array 
 /** The update as it was written before the passes were fused: scan, divide, norm, clip (with its scan), step (with its scan). */
 function reference(params: Float32Array, gradSum: Float32Array, B: number, cfg: ReturnType<typeof validateOptimizerConfig>, state: ReturnType<typeof createOptimizerState>, step: number) {
   if (firstNonFinite(gradSum) >= 0) throw new Error('non-finite');
-  let sq = 0;
+  const part = [0, 0, 0, 0];
   for (let i = 0; i < gradSum.length; i++) {
     gradSum[i] = gradSum[i] / B;
-    sq += gradSum[i] * gradSum[i];
+    part[i % 4] += gradSum[i] * gradSum[i];
   }
+  const sq = part[0] + part[1] + (part[2] + part[3]);
   const gradNorm = cfg.clipNorm !== undefined ? clipByGlobalNorm(gradSum, cfg.clipNorm) : Math.sqrt(sq);
   const lr = scheduledLr(cfg.lr, cfg.schedule, step);
   optimizerStep(cfg, params, gradSum, state, lr);
@@ -111,5 +113,30 @@ describe('optimizerStep checked option', () => {
     b.grad[9] = NaN;
     expect(() => optimizerStep(cfg, b.params, b.grad, sb, 0.01, {})).toThrow(/gradient\[9\] is NaN/);
     expect(sb.t).toBe(1);
+  });
+});
+
+describe.runIf(wasmSupported())('applyUpdate on the wasm kernels', () => {
+  it('gives the bits of the JS kernels for every optimizer (plain SGD takes the SIMD step)', () => {
+    const K = createWasmKernels({ memoryMiB: 4 });
+    const rng = new Rng(41);
+    for (const name of ['sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam', 'adamw'] as const) {
+      for (const extra of [{}, { weightDecay: 0.01 }, { clipNorm: 0.5 }]) {
+        const cfg = validateOptimizerConfig({ name, lr: 0.01, ...extra });
+        const n = 1003;
+        const p0 = Float32Array.from({ length: n }, () => rng.nextNormal());
+        const a = { p: Float32Array.from(p0), s: createOptimizerState(cfg, n) };
+        const b = { p: Float32Array.from(p0), s: createOptimizerState(cfg, n) };
+        for (let step = 0; step < 3; step++) {
+          const g = Float32Array.from({ length: n }, () => rng.nextNormal() * 64);
+          const ua = applyUpdate(a.p, Float32Array.from(g), 64, cfg, a.s, step);
+          const ub = applyUpdate(b.p, Float32Array.from(g), 64, cfg, b.s, step, K);
+          expect(ub).toEqual(ua);
+        }
+        expect(bits(b.p), `${name} ${JSON.stringify(extra)}`).toEqual(bits(a.p));
+        expect(b.s.t).toBe(a.s.t);
+        for (const k of Object.keys(a.s.slots)) expect(bits(b.s.slots[k])).toEqual(bits(a.s.slots[k]));
+      }
+    }
   });
 });

@@ -1,6 +1,7 @@
 import { ConfigError, DptrainError } from './errors.js';
 import { type OptimizerConfig, type OptimizerState, clipCoefficient, firstNonFinite } from './optim/index.js';
 import { applyStep, checkStepInputs } from './optim/step.js';
+import { type Kernels, jsKernels } from './kernels/index.js';
 import { scheduledLr } from './schedule.js';
 
 export interface UpdateInfo {
@@ -15,12 +16,14 @@ export interface UpdateInfo {
  * the scheduled learning rate for update number `step`, then the optimizer step.
  * Bit-identical to dividing, clipByGlobalNorm and optimizerStep one after the other, in two passes:
  *
- * 1. One pass divides in place, sums the squares for the norm in float64 in index order and
- *    thereby checks finiteness: the float64 sum of squares of float32 values (each at most
- *    ~1.2e77) is finite exactly when every value is, so a non-finite sum means a non-finite
- *    gradient, including a sum of finite worker gradients that overflowed. A power-of-two batch
- *    size divides by multiplying with its reciprocal, which is exact and so gives the same values.
- * 2. The optimizer step, with the clip coefficient fused into it (1 when the clip does not apply).
+ * 1. One pass (kernels.meanSq, SIMD for wasm) divides in place and sums the squares for the
+ *    norm in float64 — four interleaved partial sums, the order clip.ts's globalNorm uses —
+ *    and thereby checks finiteness: the float64 sum of squares of float32 values (each at
+ *    most ~1.2e77) is finite exactly when every value is, so a non-finite sum means a
+ *    non-finite gradient, including a sum of finite worker gradients that overflowed.
+ * 2. The optimizer step, with the clip coefficient fused into it (1 when the clip does not
+ *    apply); plain SGD runs kernels.sgdStep. `kernels` only changes the speed: every
+ *    implementation gives the same bits.
  *
  * Refused before the parameters or the optimizer state change: bad lengths, lr or state
  * (ShapeError / ConfigError, as optimizerStep), then non-finite gradients (DptrainError
@@ -34,6 +37,7 @@ export function applyUpdate(
   cfg: OptimizerConfig,
   state: OptimizerState,
   step: number,
+  kernels: Kernels = jsKernels,
 ): UpdateInfo {
   const lr = scheduledLr(cfg.lr, cfg.schedule, step);
   checkStepInputs(cfg, params, gradSum, state, lr);
@@ -41,57 +45,22 @@ export function applyUpdate(
   const clipping = clip !== undefined && clip > 0;
   if (clipping && !Number.isFinite(clip)) throw new ConfigError('maxNorm', `expected a finite number > 0, got ${clip}`);
 
-  const sq = meanInPlace(gradSum, batchSize);
+  const n = gradSum.length;
+  const sq = kernels.meanSq(n, gradSum, batchSize);
   if (!Number.isFinite(sq)) {
     const bad = firstNonFinite(gradSum);
     if (bad >= 0) throw new DptrainError('E_NONFINITE', `gradient element ${bad} is ${gradSum[bad]} at step ${step}; update refused`);
     throw new DptrainError('E_NONFINITE', `the gradient's sum of squares is ${sq} at step ${step}; update refused`);
   }
   const gradNorm = Math.sqrt(sq);
-  // clipByGlobalNorm's arithmetic (its norm is this same float64 sum in index order), fused into the step
-  applyStep(cfg, params, gradSum, clipping ? clipCoefficient(gradNorm, clip) : 1, state, lr);
+  // clipByGlobalNorm's arithmetic (its norm is this same float64 sum, in the same order), fused into the step
+  const scale = clipping ? clipCoefficient(gradNorm, clip) : 1;
+  if (cfg.name === 'sgd' && scale === 1 && !(cfg.weightDecay ?? 0) && !(cfg.l1 ?? 0)) {
+    // plain SGD: the kernels' loop (SIMD for wasm), the same bits as optim's sgd loop
+    kernels.sgdStep(n, params, gradSum, lr);
+    state.t += 1;
+  } else {
+    applyStep(cfg, params, gradSum, scale, state, lr);
+  }
   return { lr, gradNorm };
-}
-
-const fround = Math.fround;
-
-/**
- * sum[i] = fround(sum[i] / b) in place; returns Σ sum[i]² summed in float64 in index order.
- * For b an integer power of two (up to 2^30) x·(1/b) = x/b exactly for every float32 x, and
- * that loop, free of divisions, is unrolled four times (the n % 4 leading elements first, see
- * optim/loops.ts). For other b the two can round apart (e.g. x = 294·2^-150, b = 98).
- */
-function meanInPlace(sum: Float32Array, b: number): number {
-  const n = sum.length | 0;
-  let sq = 0;
-  let i = 0;
-  if (Number.isInteger(b) && b >= 1 && b <= 2 ** 30 && (b & (b - 1)) === 0) {
-    const inv = 1 / b;
-    for (; i < (n & 3); i++) {
-      const m = fround(sum[i] * inv);
-      sum[i] = m;
-      sq += m * m;
-    }
-    for (; i < n; i += 4) {
-      const m0 = fround(sum[i] * inv);
-      const m1 = fround(sum[i + 1] * inv);
-      const m2 = fround(sum[i + 2] * inv);
-      const m3 = fround(sum[i + 3] * inv);
-      sum[i] = m0;
-      sum[i + 1] = m1;
-      sum[i + 2] = m2;
-      sum[i + 3] = m3;
-      sq += m0 * m0;
-      sq += m1 * m1;
-      sq += m2 * m2;
-      sq += m3 * m3;
-    }
-    return sq;
-  }
-  for (; i < n; i++) {
-    const m = fround(sum[i] / b);
-    sum[i] = m;
-    sq += m * m;
-  }
-  return sq;
 }

@@ -94,7 +94,7 @@ export function createCoreTrainer(o: CoreTrainerOptions): CoreTrainer {
       const L = leafCount(B, o.leafSize);
       computer.setParams(params);
       const st = computer.computeNode({ step, leafCount: L, batchSize: B, indices: b.indices, indexBase: 0 }, { lo: 0, size: nextPow2(L) }, grad);
-      applyUpdate(params, grad, B, optimizer, state, step);
+      applyUpdate(params, grad, B, optimizer, state, step, kernels);
       step++;
       return st.lossSum / B;
     },

@@ -47,7 +47,7 @@ export function checkGemm(
 }
 
 /** Validate the arguments of an element-wise call on n elements. */
-export function checkElementwise(op: 'add' | 'firstNonFinite' | 'reluGrad', n: number, dst: Float32Array, src: Float32Array): void {
+export function checkElementwise(op: 'add' | 'firstNonFinite' | 'reluGrad' | 'meanSq' | 'sgdStep', n: number, dst: Float32Array, src: Float32Array): void {
   checkDim(op, 'n', n);
   checkLen(op, 'dst', dst, n, 'n');
   checkLen(op, 'src', src, n, 'n');
@@ -119,4 +119,72 @@ export function colSumsJs(rows: number, n: number, d: Float32Array, out: Float32
     for (let r = 0; r < rows; r++) s += d[r * n + j];
     out[j] = s;
   }
+}
+
+/** Whether x · (1/b) equals x / b for every float32 x: b a power of two (up to 2^30). */
+export function reciprocalExact(b: number): boolean {
+  return Number.isInteger(b) && b >= 1 && b <= 2 ** 30 && (b & (b - 1)) === 0;
+}
+
+/** meanSq in plain JavaScript (see Kernels.meanSq). */
+export function meanSqJs(n: number, g: Float32Array, b: number): number {
+  const fr = Math.fround;
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  let i = 0;
+  if (reciprocalExact(b)) {
+    const inv = 1 / b;
+    for (; i + 4 <= n; i += 4) {
+      const m0 = fr(g[i] * inv);
+      const m1 = fr(g[i + 1] * inv);
+      const m2 = fr(g[i + 2] * inv);
+      const m3 = fr(g[i + 3] * inv);
+      g[i] = m0;
+      g[i + 1] = m1;
+      g[i + 2] = m2;
+      g[i + 3] = m3;
+      s0 += m0 * m0;
+      s1 += m1 * m1;
+      s2 += m2 * m2;
+      s3 += m3 * m3;
+    }
+  } else {
+    for (; i + 4 <= n; i += 4) {
+      const m0 = fr(g[i] / b);
+      const m1 = fr(g[i + 1] / b);
+      const m2 = fr(g[i + 2] / b);
+      const m3 = fr(g[i + 3] / b);
+      g[i] = m0;
+      g[i + 1] = m1;
+      g[i + 2] = m2;
+      g[i + 3] = m3;
+      s0 += m0 * m0;
+      s1 += m1 * m1;
+      s2 += m2 * m2;
+      s3 += m3 * m3;
+    }
+  }
+  // the last n % 4 values go to partial sums 0, 1, 2 in order
+  const tail = [0, 0, 0];
+  for (let k = 0; i < n; i++, k++) {
+    const m = fr(g[i] / b);
+    g[i] = m;
+    tail[k] = m * m;
+  }
+  return s0 + tail[0] + (s1 + tail[1]) + (s2 + tail[2] + s3);
+}
+
+/** Plain SGD in JavaScript: p[i] = fround(p[i] − lr · g[i]). */
+export function sgdStepJs(n: number, p: Float32Array, g: Float32Array, lr: number): void {
+  for (let i = 0; i < n; i++) p[i] = p[i] - lr * g[i];
+}
+
+/** The float64 sum of squares of a in the four-partial-sum order of Kernels.meanSq (without changing a). */
+export function sumSquares4(a: Float32Array): number {
+  const n = a.length;
+  const s = [0, 0, 0, 0];
+  for (let i = 0; i < n; i++) s[i & 3] += a[i] * a[i];
+  return s[0] + s[1] + (s[2] + s[3]);
 }

@@ -101,3 +101,60 @@ describe.each(kernels.filter(([name]) => name !== 'reference'))('%s kernels: ele
     expect(() => K.colSums(3, 4, K.alloc(12), K.alloc(3))).toThrow(/colSums: out has 3 elements/);
   });
 });
+
+describe.each(kernels)('%s kernels: the update passes', (_name, make) => {
+  /** The definition: divide, then squares in four interleaved float64 partial sums. */
+  function meanSqDef(g: Float32Array, n: number, b: number): number {
+    const part = [0, 0, 0, 0];
+    for (let i = 0; i < n; i++) {
+      g[i] = Math.fround(g[i] / b);
+      part[i % 4] += g[i] * g[i];
+    }
+    return part[0] + part[1] + (part[2] + part[3]);
+  }
+
+  it('meanSq divides in place and sums the squares in the fixed order (power-of-two and other batch sizes)', () => {
+    const K = make();
+    const rng = new Rng(31);
+    for (const n of [1, 2, 3, 4, 5, 7, 8, 17, 1001]) {
+      for (const b of [512, 98, 1, 3]) {
+        for (const inMemory of [true, false]) {
+          const g = inMemory ? K.alloc(n + 1) : new Float32Array(n + 1);
+          for (let i = 0; i <= n; i++) g[i] = rng.nextNormal() * 2 ** (rng.nextInt(60) - 30);
+          if (n > 2) g[2] = 294 * 2 ** -149; // x / 98 and x · (1/98) round apart here
+          const want = Float32Array.from(g);
+          const wantSq = meanSqDef(want, n, b);
+          const sq = K.meanSq(n, g, b);
+          expect(Object.is(sq, wantSq), `n=${n} b=${b}: ${sq} vs ${wantSq}`).toBe(true);
+          expect(bits(g), `n=${n} b=${b}`).toEqual(bits(want));
+        }
+      }
+    }
+  });
+
+  it('meanSq returns a non-finite sum when a value is NaN or infinite', () => {
+    const K = make();
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY]) {
+      const g = K.alloc(9).fill(1);
+      g[6] = bad;
+      expect(Number.isFinite(K.meanSq(9, g, 4))).toBe(false);
+    }
+  });
+
+  it('sgdStep computes p − lr·g in float64, rounded once', () => {
+    const K = make();
+    const rng = new Rng(32);
+    for (const n of [1, 3, 4, 5, 17, 1001]) {
+      for (const inMemory of [true, false]) {
+        const p = inMemory ? K.alloc(n + 1) : new Float32Array(n + 1);
+        const g = inMemory ? K.alloc(n) : new Float32Array(n);
+        for (let i = 0; i <= n; i++) p[i] = rng.nextNormal();
+        for (let i = 0; i < n; i++) g[i] = rng.nextNormal() * 1e-3;
+        const lr = 0.05;
+        const want = Float32Array.from(p, (v, i) => (i < n ? Math.fround(v - lr * g[i]) : v));
+        K.sgdStep(n, p, g, lr);
+        expect(bits(p), `n=${n}`).toEqual(bits(want));
+      }
+    }
+  });
+});

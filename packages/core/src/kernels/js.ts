@@ -1,5 +1,5 @@
 import type { Kernels } from './types.js';
-import { addJs, checkColSums, checkElementwise, checkGemm, colSumsJs, firstNonFiniteJs, reluGradJs, reluRows } from './check.js';
+import { addJs, checkColSums, checkElementwise, checkGemm, colSumsJs, firstNonFiniteJs, meanSqJs, reluGradJs, reluRows, sgdStepJs } from './check.js';
 
 /*
  * Fast pure-TypeScript GEMM, bit-identical to referenceKernels.
@@ -243,5 +243,13 @@ export const jsKernels: Kernels = {
   colSums(rows, n, d, out) {
     checkColSums(rows, n, d, out);
     colSumsJs(rows, n, d, out);
+  },
+  meanSq(n, g, b) {
+    checkElementwise('meanSq', n, g, g);
+    return meanSqJs(n, g, b);
+  },
+  sgdStep(n, p, g, lr) {
+    checkElementwise('sgdStep', n, p, g);
+    sgdStepJs(n, p, g, lr);
   },
 };

@@ -53,4 +53,15 @@ export const referenceKernels: Kernels = {
       out[j] = Math.fround(s);
     }
   },
+  meanSq(n, g, b) {
+    const s = [0, 0, 0, 0];
+    for (let i = 0; i < n; i++) {
+      g[i] = Math.fround(g[i] / b);
+      s[i & 3] += g[i] * g[i];
+    }
+    return s[0] + s[1] + (s[2] + s[3]);
+  },
+  sgdStep(n, p, g, lr) {
+    for (let i = 0; i < n; i++) p[i] = Math.fround(p[i] - lr * g[i]);
+  },
 };

@@ -51,4 +51,13 @@ export interface Kernels {
    * rounded to float32 once (the bias gradient db = Σ_rows δ). Bit-identical in every kernel.
    */
   colSums(rows: number, n: number, d: Float32Array, out: Float32Array): void;
+  /**
+   * The update's mean pass, in place: g[i] = fround(g[i] / b) for i < n (as x · (1/b) when b
+   * is a power of two: the same value); returns the float64 sum of the squares of the
+   * stored values, element i into partial sum i mod 4, returned as (s0 + s1) + (s2 + s3).
+   * Bit-identical in every kernel.
+   */
+  meanSq(n: number, g: Float32Array, b: number): number;
+  /** Plain SGD: p[i] = fround(p[i] − lr · g[i]) for i < n, in float64. Bit-identical in every kernel. */
+  sgdStep(n: number, p: Float32Array, g: Float32Array, lr: number): void;
 }

@@ -1,4 +1,5 @@
 import { ConfigError, DptrainError } from '../errors.js';
+import { sumSquares4 } from '../kernels/check.js';
 
 /** Index of the first non-finite value, or -1. */
 export function firstNonFinite(a: Float32Array): number {
@@ -20,11 +21,12 @@ export function firstNonFinite(a: Float32Array): number {
   return -1;
 }
 
-/** L2 norm of a flat array: squares summed in float64 in index order, then sqrt. */
+/**
+ * L2 norm of a flat array: squares summed in float64 — element i into partial sum i mod 4,
+ * then (s0 + s1) + (s2 + s3), the order of the update's mean pass (Kernels.meanSq) — then sqrt.
+ */
 export function globalNorm(a: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i] * a[i];
-  return Math.sqrt(s);
+  return Math.sqrt(sumSquares4(a));
 }
 
 /**

@@ -75,13 +75,17 @@ function referenceStep(cfg: OptimizerConfig, params: Float32Array, grads: Float3
   state.t = t;
 }
 
-/** applyUpdate as it was written before: divide in place with the squares summed, clip pass, step. */
+/**
+ * applyUpdate written plainly: divide in place with the squares summed (float64, element i
+ * into partial sum i mod 4, then (s0 + s1) + (s2 + s3)), clip pass, step.
+ */
 function referenceUpdate(params: Float32Array, gradSum: Float32Array, B: number, cfg: OptimizerConfig, state: OptimizerState, step: number) {
-  let sq = 0;
+  const part = [0, 0, 0, 0];
   for (let i = 0; i < gradSum.length; i++) {
     gradSum[i] = gradSum[i] / B;
-    sq += gradSum[i] * gradSum[i];
+    part[i % 4] += gradSum[i] * gradSum[i];
   }
+  const sq = part[0] + part[1] + (part[2] + part[3]);
   if (!Number.isFinite(sq)) throw new Error('non-finite');
   const gradNorm = Math.sqrt(sq);
   if (cfg.clipNorm !== undefined) {

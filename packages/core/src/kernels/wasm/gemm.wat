@@ -404,6 +404,88 @@
     (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (local.get $x) (local.get $b0))))
     (f32x4.extract_lane 0 (local.get $c00)))
 
+  ;; The update's mean pass: g[i] = f32(f64(g[i]) * $inv) (or / $b when $div is set), in place,
+  ;; and the float64 sum of the squares of the stored values in four interleaved partial
+  ;; sums (element i into sum i mod 4), returned as (s0 + s1) + (s2 + s3): the JS kernels'
+  ;; arithmetic exactly.
+  (func (export "mean_sq") (param $g i32) (param $n i32) (param $b f64) (param $inv f64) (param $div i32) (result f64)
+    (local $end i32) (local $v v128) (local $lo v128) (local $hi v128) (local $m v128)
+    (local $a01 v128) (local $a23 v128) (local $s0 f64) (local $s1 f64) (local $s2 f64) (local $s3 f64)
+    (local $k i32) (local $x f64)
+    (local.set $end (i32.add (local.get $g) (i32.shl (local.get $n) (i32.const 2))))
+    (block $done4
+      (loop $l4
+        (br_if $done4 (i32.gt_u (i32.add (local.get $g) (i32.const 16)) (local.get $end)))
+        (local.set $v (v128.load (local.get $g)))
+        (local.set $lo (f64x2.promote_low_f32x4 (local.get $v)))
+        (local.set $hi (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $v) (local.get $v))))
+        (if (local.get $div)
+          (then
+            (local.set $lo (f64x2.div (local.get $lo) (f64x2.splat (local.get $b))))
+            (local.set $hi (f64x2.div (local.get $hi) (f64x2.splat (local.get $b)))))
+          (else
+            (local.set $lo (f64x2.mul (local.get $lo) (f64x2.splat (local.get $inv))))
+            (local.set $hi (f64x2.mul (local.get $hi) (f64x2.splat (local.get $inv))))))
+        (local.set $m (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
+          (f32x4.demote_f64x2_zero (local.get $lo)) (f32x4.demote_f64x2_zero (local.get $hi))))
+        (v128.store (local.get $g) (local.get $m))
+        (local.set $lo (f64x2.promote_low_f32x4 (local.get $m)))
+        (local.set $hi (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $m) (local.get $m))))
+        (local.set $a01 (f64x2.add (local.get $a01) (f64x2.mul (local.get $lo) (local.get $lo))))
+        (local.set $a23 (f64x2.add (local.get $a23) (f64x2.mul (local.get $hi) (local.get $hi))))
+        (local.set $g (i32.add (local.get $g) (i32.const 16)))
+        (br $l4)))
+    (local.set $s0 (f64x2.extract_lane 0 (local.get $a01)))
+    (local.set $s1 (f64x2.extract_lane 1 (local.get $a01)))
+    (local.set $s2 (f64x2.extract_lane 0 (local.get $a23)))
+    (local.set $s3 (f64x2.extract_lane 1 (local.get $a23)))
+    ;; the last n % 4 values: lanes 0, 1, 2 in order
+    (block $tdone
+      (loop $tl
+        (br_if $tdone (i32.ge_u (local.get $g) (local.get $end)))
+        (local.set $x (f64.promote_f32 (f32.load (local.get $g))))
+        (local.set $x (select (f64.div (local.get $x) (local.get $b)) (f64.mul (local.get $x) (local.get $inv)) (local.get $div)))
+        (local.set $x (f64.promote_f32 (f32.demote_f64 (local.get $x))))
+        (f32.store (local.get $g) (f32.demote_f64 (local.get $x)))
+        (local.set $x (f64.mul (local.get $x) (local.get $x)))
+        (if (i32.eqz (local.get $k)) (then (local.set $s0 (f64.add (local.get $s0) (local.get $x)))))
+        (if (i32.eq (local.get $k) (i32.const 1)) (then (local.set $s1 (f64.add (local.get $s1) (local.get $x)))))
+        (if (i32.eq (local.get $k) (i32.const 2)) (then (local.set $s2 (f64.add (local.get $s2) (local.get $x)))))
+        (local.set $k (i32.add (local.get $k) (i32.const 1)))
+        (local.set $g (i32.add (local.get $g) (i32.const 4)))
+        (br $tl)))
+    (f64.add (f64.add (local.get $s0) (local.get $s1)) (f64.add (local.get $s2) (local.get $s3))))
+
+  ;; Plain SGD: p[i] = f32(f64(p[i]) - $lr * f64(g[i])), the JS loop's arithmetic.
+  (func (export "sgd_step") (param $p i32) (param $g i32) (param $n i32) (param $lr f64)
+    (local $end i32) (local $vp v128) (local $vg v128) (local $lo v128) (local $hi v128) (local $r v128)
+    (local.set $end (i32.add (local.get $p) (i32.shl (local.get $n) (i32.const 2))))
+    (local.set $r (f64x2.splat (local.get $lr)))
+    (block $done4
+      (loop $l4
+        (br_if $done4 (i32.gt_u (i32.add (local.get $p) (i32.const 16)) (local.get $end)))
+        (local.set $vp (v128.load (local.get $p)))
+        (local.set $vg (v128.load (local.get $g)))
+        (local.set $lo (f64x2.sub (f64x2.promote_low_f32x4 (local.get $vp))
+          (f64x2.mul (local.get $r) (f64x2.promote_low_f32x4 (local.get $vg)))))
+        (local.set $hi (f64x2.sub
+          (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $vp) (local.get $vp)))
+          (f64x2.mul (local.get $r)
+            (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $vg) (local.get $vg))))))
+        (v128.store (local.get $p) (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
+          (f32x4.demote_f64x2_zero (local.get $lo)) (f32x4.demote_f64x2_zero (local.get $hi))))
+        (local.set $p (i32.add (local.get $p) (i32.const 16)))
+        (local.set $g (i32.add (local.get $g) (i32.const 16)))
+        (br $l4)))
+    (block $done1
+      (loop $l1
+        (br_if $done1 (i32.ge_u (local.get $p) (local.get $end)))
+        (f32.store (local.get $p) (f32.demote_f64 (f64.sub (f64.promote_f32 (f32.load (local.get $p)))
+          (f64.mul (local.get $lr) (f64.promote_f32 (f32.load (local.get $g)))))))
+        (local.set $p (i32.add (local.get $p) (i32.const 4)))
+        (local.set $g (i32.add (local.get $g) (i32.const 4)))
+        (br $l1))))
+
   ;; Forward: C[m x n] = A[m x k] . B[n x k]^T (+ bias[n] if $bias != 0).
   ;; Scratch: $pa holds ceil(m/4)*4*k f32, $pb holds ceil(n/8)*8*k f32.
   ;; $relu != 0: store max(0, x) (after the bias) instead of x.

@@ -1,5 +1,5 @@
 import type { Kernels } from '../types.js';
-import { addJs, checkColSums, checkElementwise, checkGemm, colSumsJs, firstNonFiniteJs, locateNonFinite, reluGradJs } from '../check.js';
+import { addJs, checkColSums, checkElementwise, checkGemm, colSumsJs, firstNonFiniteJs, locateNonFinite, meanSqJs, reciprocalExact, reluGradJs, sgdStepJs } from '../check.js';
 import { ConfigError, DptrainError, ShapeError } from '../../errors.js';
 import { decodeBase64 } from './base64.js';
 import { GEMM_FMA_WASM_BASE64, GEMM_WASM_BASE64 } from './gemm.wasm.js';
@@ -56,6 +56,8 @@ interface GemmExports {
   vfinite(src: number, n: number): number;
   vrelu_grad(d: number, h: number, n: number): void;
   col_sums(d: number, rows: number, n: number, out: number): void;
+  mean_sq(g: number, n: number, b: number, inv: number, div: number): number;
+  sgd_step(p: number, g: number, n: number, lr: number): void;
 }
 
 const api = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
@@ -238,6 +240,32 @@ class WasmKernels implements Kernels {
     if (n === 0) return;
     if (!this.inside(d, rows * n) || !this.inside(out, n)) return colSumsJs(rows, n, d, out);
     this.fn.col_sums(d.byteOffset, rows, n, out.byteOffset);
+  };
+
+  meanSq = (n: number, g: Float32Array, b: number): number => {
+    checkElementwise('meanSq', n, g, g);
+    if (n === 0) return 0;
+    const need = this.foreign(g, n);
+    if (this.top - need < this.heapTop) return meanSqJs(n, g, b);
+    this.begin('meanSq', need);
+    const gP = this.input(g, n);
+    const exact = reciprocalExact(b);
+    const sq = this.fn.mean_sq(gP, n, b, exact ? 1 / b : 0, exact ? 0 : 1);
+    this.finish(g, gP, n);
+    return sq;
+  };
+
+  sgdStep = (n: number, p: Float32Array, g: Float32Array, lr: number): void => {
+    checkElementwise('sgdStep', n, p, g);
+    if (n === 0) return;
+    const overlap = p.buffer === g.buffer && p.byteOffset < g.byteOffset + 4 * n && g.byteOffset < p.byteOffset + 4 * n;
+    const need = this.foreign(p, n) + this.foreign(g, n);
+    if (overlap || this.top - need < this.heapTop) return sgdStepJs(n, p, g, lr);
+    this.begin('sgdStep', need);
+    const pP = this.input(p, n);
+    const gP = this.input(g, n);
+    this.fn.sgd_step(pP, gP, n, lr);
+    this.finish(p, pP, n);
   };
 
   /** Whether the first len elements of v lie in the usable part of this memory. */
