@@ -137,8 +137,22 @@ export class RoundMachine {
     const samplerOpts = { n: train.n, batchSize: this.config.batchSize, seed: seeds.sampler, shuffle: this.config.shuffle };
     const resume = opts.resume;
     if (resume && opts.initParams) throw new ConfigError('initParams', 'cannot be combined with resume: a resumed run continues from the checkpoint\'s parameters');
-    this.params = resume ? Float32Array.from(resume.params) : opts.initParams ? Float32Array.from(opts.initParams) : initParams(spec, seeds.init);
-    if (this.params.length !== this.paramCount) throw new ConfigError(resume ? 'resume.params' : 'initParams', `expected ${this.paramCount} values for this model, got ${this.params.length}`);
+    const start = resume ? resume.params : (opts.initParams ?? initParams(spec, seeds.init));
+    if (start.length !== this.paramCount) throw new ConfigError(resume ? 'resume.params' : 'initParams', `expected ${this.paramCount} values for this model, got ${start.length}`);
+    // the master parameters and the reduction buffers live in the reduction kernels' memory,
+    // so the update's passes (meanSq, sgdStep) run there without copies
+    this.reduceKernels = reductionKernels(this.paramCount);
+    const K = this.reduceKernels;
+    const alloc = (n: number): Float32Array => {
+      try {
+        return K.alloc(n);
+      } catch (e) {
+        if (e instanceof DptrainError && e.code === 'E_KERNEL_MEMORY') return new Float32Array(n); // correct, just slower
+        throw e;
+      }
+    };
+    this.params = alloc(this.paramCount);
+    this.params.set(start);
     this.optState = createOptimizerState(this.config.optimizer, this.paramCount);
     this.sampler = resume ? EpochSampler.fromState(samplerOpts, resume.sampler) : new EpochSampler(samplerOpts);
     this.totalSteps = this.config.steps ?? this.config.epochs * this.sampler.batchesPerEpoch;
@@ -157,16 +171,7 @@ export class RoundMachine {
       this._epochsDone = resume.epoch;
     }
     this.maxWorkers = leafCount(this.config.batchSize, this.config.leafSize);
-    this.reduceKernels = reductionKernels(this.paramCount);
-    const K = this.reduceKernels;
-    this.pool = new BufferPool(this.paramCount, (n) => {
-      try {
-        return K.alloc(n);
-      } catch (e) {
-        if (e instanceof DptrainError && e.code === 'E_KERNEL_MEMORY') return new Float32Array(n); // correct, just slower
-        throw e;
-      }
-    });
+    this.pool = new BufferPool(this.paramCount, alloc);
     this.evalNet = new Network(spec, { maxRows: 256, kernels: kernelsForModel(this.config.kernel, spec, [256]) });
   }
 
@@ -728,11 +733,11 @@ export class RoundMachine {
 /**
  * The kernels the reduction runs on, whatever the run's kernel: add and firstNonFinite
  * give the same bits in every implementation, so this is only about speed. WebAssembly
- * where available, with room for 16 gradient buffers (up to 2 GiB; the pool falls back
- * to plain arrays beyond).
+ * where available, with room for the parameters and 16 gradient buffers (up to 2 GiB;
+ * beyond, plain arrays).
  */
 function reductionKernels(paramCount: number): Kernels {
   if (!wasmSupported()) return jsKernels;
-  const mib = Math.min(2048, Math.ceil((16 * (paramCount * 4 + 64) + (2 << 20)) / (1 << 20)));
+  const mib = Math.min(2048, Math.ceil((17 * (paramCount * 4 + 64) + (4 << 20)) / (1 << 20)));
   return createWasmKernels({ memoryMiB: Math.max(4, mib) });
 }
