@@ -134,37 +134,22 @@ export function meanSqJs(n: number, g: Float32Array, b: number): number {
   let s2 = 0;
   let s3 = 0;
   let i = 0;
-  if (reciprocalExact(b)) {
-    const inv = 1 / b;
-    for (; i + 4 <= n; i += 4) {
-      const m0 = fr(g[i] * inv);
-      const m1 = fr(g[i + 1] * inv);
-      const m2 = fr(g[i + 2] * inv);
-      const m3 = fr(g[i + 3] * inv);
-      g[i] = m0;
-      g[i + 1] = m1;
-      g[i + 2] = m2;
-      g[i + 3] = m3;
-      s0 += m0 * m0;
-      s1 += m1 * m1;
-      s2 += m2 * m2;
-      s3 += m3 * m3;
-    }
-  } else {
-    for (; i + 4 <= n; i += 4) {
-      const m0 = fr(g[i] / b);
-      const m1 = fr(g[i + 1] / b);
-      const m2 = fr(g[i + 2] / b);
-      const m3 = fr(g[i + 3] / b);
-      g[i] = m0;
-      g[i + 1] = m1;
-      g[i + 2] = m2;
-      g[i + 3] = m3;
-      s0 += m0 * m0;
-      s1 += m1 * m1;
-      s2 += m2 * m2;
-      s3 += m3 * m3;
-    }
+  // x · (1/b) is x / b exactly for a power-of-two b, and needs no division
+  const exact = reciprocalExact(b);
+  const inv = 1 / b;
+  for (; i + 4 <= n; i += 4) {
+    const m0 = fr(exact ? g[i] * inv : g[i] / b);
+    const m1 = fr(exact ? g[i + 1] * inv : g[i + 1] / b);
+    const m2 = fr(exact ? g[i + 2] * inv : g[i + 2] / b);
+    const m3 = fr(exact ? g[i + 3] * inv : g[i + 3] / b);
+    g[i] = m0;
+    g[i + 1] = m1;
+    g[i + 2] = m2;
+    g[i + 3] = m3;
+    s0 += m0 * m0;
+    s1 += m1 * m1;
+    s2 += m2 * m2;
+    s3 += m3 * m3;
   }
   // the last n % 4 values go to partial sums 0, 1, 2 in order
   const tail = [0, 0, 0];
