@@ -30,7 +30,7 @@ describe.concurrent('usage errors exit with code 2 and name the flag', () => {
     [['train', ...small, '--workers', '5'], /--workers: expected an integer in \[0, 4\] \(a batch of 32 has 4 leaves of 8; a worker needs at least one leaf\), got 5/],
     [['coordinator', ...small, '--min-workers', '9'], /--min-workers: expected an integer in \[1, 4\]/],
     [['eval'], /required option '--checkpoint <path>' not specified/],
-    [['worker', '--connect', 'http://x'], /--connect: expected ws:\/\/HOST:PORT, wss:\/\/HOST:PORT or ws\+unix:\/\/SOCKET_PATH:\/, got "http:\/\/x"/],
+    [['worker', '--connect', 'http://x'], /--connect: expected ws:\/\/HOST:PORT/],
   ])('dptrain %j', async (args, message) => {
     const r = await runCli(args as string[]);
     expect(r.stderr).toMatch(message as RegExp);

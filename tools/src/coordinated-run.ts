@@ -1,7 +1,6 @@
 import { Coordinator, type RunSummary } from '@dptrain/coordinator';
 import { DptrainError } from '@dptrain/core';
 import type { RunEvent } from '@dptrain/protocol';
-import { ipcSocketDir } from './ipc-dir.js';
 import { LocalWorkers } from './local-workers.js';
 import type { Progress } from './progress.js';
 import { resumeArgs, resumeCommand } from './resume-hint.js';
@@ -17,8 +16,6 @@ export interface CoordinatedRunOptions {
   log?: (line: string) => void;
   /** This command's arguments (without node and the script), for the resume command printed on a signal (default process.argv.slice(2)). */
   argv?: string[];
-  /** Local workers connect over a Unix socket in a private temp directory (default true, unless TLS is on; false: loopback TCP like remote workers). */
-  ipc?: boolean;
 }
 
 /** Exit codes of a run stopped by a signal (128 + the signal number). */
@@ -88,10 +85,7 @@ const pause = (ms: number) =>
 export async function coordinatedRun(plan: RunPlan, progress: Progress, opts: CoordinatedRunOptions): Promise<number> {
   const log = opts.log ?? ((line: string) => progress.log(line));
   const s = plan.serve;
-  // a run that asks for TLS keeps its local workers on wss:// too
-  const ipc = ipcSocketDir(opts.localWorkers > 0 && opts.ipc !== false && !s.tls);
   const coordinator = new Coordinator({
-    ipcPath: ipc.path,
     config: plan.config,
     data: plan.data.split,
     host: plan.host,
@@ -135,15 +129,15 @@ export async function coordinatedRun(plan: RunPlan, progress: Progress, opts: Co
   process.on('SIGTERM', onSignal);
   const t0 = performance.now();
   try {
-    const { url, ipcUrl } = await coordinator.start();
-    progress.listening(url, { runId: plan.runName, checkpointDir: plan.checkpointDir, ...(ipcUrl ? { ipcUrl } : {}) });
+    const { url } = await coordinator.start();
+    progress.listening(url, { runId: plan.runName, checkpointDir: plan.checkpointDir });
     if (s.dashboard) progress.dashboard(dashboardUrl(url), s.token !== undefined);
     if (opts.localWorkers === 0) {
       const ca = s.tls ? ` --ca ${s.tls.certFile}` : '';
       progress.info(`waiting for ${plan.minWorkers} worker(s): dptrain worker --connect ${url}${ca}${s.token !== undefined ? ` (with the token: --token or ${TOKEN_ENV})` : ''}`);
     } else {
       const launch = localWorkerLaunch(plan, opts.workerArgs);
-      const local: LocalWorkers = new LocalWorkers(opts.localWorkers, ipcUrl ?? reachableUrl(url), {
+      const local: LocalWorkers = new LocalWorkers(opts.localWorkers, reachableUrl(url), {
         extraArgs: launch.args,
         env: launch.env,
         quiet: !plan.verbose,
@@ -183,7 +177,6 @@ export async function coordinatedRun(plan: RunPlan, progress: Progress, opts: Co
     process.removeListener('SIGTERM', onSignal);
     await coordinator.close();
     await workers?.stop();
-    ipc.remove();
   }
 
   /** Stop on a signal; the summary if the run had finished anyway, else undefined after printing how to resume. */

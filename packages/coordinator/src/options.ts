@@ -13,13 +13,6 @@ export interface CoordinatorOptions {
   host?: string;
   /** Port (default 0: ephemeral). */
   port?: number;
-  /**
-   * Also listen on this Unix domain socket (Windows: named pipe) for workers on this machine
-   * (`ws+unix://PATH:/`): the same protocol without the TCP stack, cheaper per byte. The
-   * caller keeps it in a directory only it can enter (the socket has no token of its own
-   * beyond `token`, which it checks like the TCP listener). Default: none.
-   */
-  ipcPath?: string;
   /** Ready workers needed before the first step starts (default 1); later steps need only one. */
   minWorkers?: number;
   /** Start from these parameters (e.g. a checkpoint's) instead of the seeded initialisation. */
@@ -65,7 +58,6 @@ export interface ResolvedOptions {
   data: DatasetSplit;
   host: string;
   port: number;
-  ipcPath?: string;
   minWorkers: number;
   initParams?: Float32Array;
   checkpointDir: string;
@@ -125,10 +117,6 @@ export function resolveOptions(o: CoordinatorOptions): ResolvedOptions {
   const host = o.host ?? DEFAULTS.host;
   if (typeof host !== 'string' || host.length === 0) throw new ConfigError('host', `expected a host name or address, got ${JSON.stringify(host)}`);
   const port = int('port', o.port ?? DEFAULTS.port, 0, 65535);
-  // sun_path holds 108 bytes on Linux, 104 on macOS
-  if (o.ipcPath !== undefined && (typeof o.ipcPath !== 'string' || o.ipcPath.length === 0 || Buffer.byteLength(o.ipcPath) > 100)) {
-    throw new ConfigError('ipcPath', `expected a socket path of 1–100 bytes, got ${JSON.stringify(o.ipcPath)}`);
-  }
   const minWorkers = int('minWorkers', o.minWorkers ?? DEFAULTS.minWorkers, 1, 1 << 20);
   const heartbeatMs = int('heartbeatMs', o.heartbeatMs ?? DEFAULTS.heartbeatMs, 10, 3_600_000);
   if (typeof o.checkpointDir !== 'string' || o.checkpointDir.length === 0) throw new ConfigError('checkpointDir', 'expected a directory path');
@@ -180,7 +168,6 @@ export function resolveOptions(o: CoordinatorOptions): ResolvedOptions {
     observer: o.observer ?? true,
   };
   if (o.initParams) out.initParams = o.initParams;
-  if (o.ipcPath !== undefined) out.ipcPath = o.ipcPath;
   if (o.token !== undefined) out.token = o.token;
   if (tls) out.tls = tls;
   if (o.resumeFrom !== undefined) out.resumeFrom = o.resumeFrom;

@@ -3,7 +3,7 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { ConfigError, type Dataset, DptrainError, type EvalResult, fingerprintChunks } from '@dptrain/core';
+import { type Dataset, DptrainError, type EvalResult, fingerprintChunks } from '@dptrain/core';
 import { type Message, ProtocolError, type ResultMessage, type RunEvent, type RunEventInit, encode, maxFrameBytes } from '@dptrain/protocol';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import { CheckpointStore, loadResumeCheckpoint } from './checkpoint-store.js';
@@ -206,9 +206,6 @@ export class Coordinator {
   }
 
   /** The underlying HTTP(S) server, once started (to attach more endpoints). */
-  /** The Unix-socket listener (options.ipcPath), once started. */
-  private ipc: Server | undefined;
-
   get httpServer(): Server | undefined {
     return this.http;
   }
@@ -217,7 +214,7 @@ export class Coordinator {
    * Listen; resolves with the bound port and the worker URL (wss:// with `tls`). Throws a
    * ConfigError for a non-loopback host without a token (unless allowInsecure).
    */
-  async start(): Promise<{ port: number; url: string; ipcUrl?: string }> {
+  async start(): Promise<{ port: number; url: string }> {
     if (this.http) throw new DptrainError('E_STATE', 'Coordinator.start() was already called');
     if (this.closing || this.stopping) throw new DptrainError('E_STATE', 'Coordinator is closed');
     checkExposure(this.o);
@@ -237,8 +234,6 @@ export class Coordinator {
     });
     http.on('error', (e) => this.o.log(`http server error: ${e.message}`));
     if (this.o.tls) http.on('tlsClientError', (e: Error) => this.o.log(`tls: ${e.message}`));
-    let ipcUrl: string | undefined;
-    if (this.o.ipcPath !== undefined) ipcUrl = await this.listenIpc(this.o.ipcPath, listener);
     const port = (http.address() as AddressInfo).port;
     const host = this.o.host.includes(':') ? `[${this.o.host}]` : this.o.host;
     const url = `${this.o.tls ? 'wss' : 'ws'}://${host}:${port}/`;
@@ -246,23 +241,10 @@ export class Coordinator {
     this.lastCheckpoint.at = this.startedAt;
     this.timer = setInterval(() => this.heartbeat(), this.o.heartbeatMs);
     const m = this.machine;
-    this.o.log(`coordinator ${this.runId} listening on ${url}${ipcUrl ? ` and ${ipcUrl}` : ''} (${m.paramCount} parameters, ${m.totalSteps} steps${this.o.token ? ', token required' : ''})`);
+    this.o.log(`coordinator ${this.runId} listening on ${url} (${m.paramCount} parameters, ${m.totalSteps} steps${this.o.token ? ', token required' : ''})`);
     if (this.resumedFrom) this.o.log(`resuming from ${this.resumedFrom.file} at step ${this.resumedFrom.step}`);
     this.guard(() => this.machine.start());
-    return ipcUrl ? { port, url, ipcUrl } : { port, url };
-  }
-
-  /** A second, plain-HTTP listener on a Unix socket / named pipe, with the same handlers; its ws+unix URL. */
-  private async listenIpc(path: string, listener: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
-    const ipc = createServer(listener);
-    ipc.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
-    await new Promise<void>((resolve, reject) => {
-      ipc.once('error', (e: Error) => reject(new ConfigError('ipcPath', `cannot listen on ${path}: ${e.message}`)));
-      ipc.listen(path, () => resolve());
-    });
-    ipc.on('error', (e) => this.o.log(`ipc server error: ${e.message}`));
-    this.ipc = ipc;
-    return `ws+unix://${path}:/`;
+    return { port, url };
   }
 
   /**
@@ -777,10 +759,9 @@ export class Coordinator {
       for (const ws of wss.clients) ws.terminate();
       await new Promise<void>((r) => wss.close(() => r()));
     }
-    for (const server of [http, this.ipc]) {
-      if (!server) continue;
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
+    if (http) {
+      http.closeAllConnections();
+      await new Promise<void>((r) => http.close(() => r()));
     }
   }
 }

@@ -26,7 +26,7 @@ import { TaskRunner } from './compute.js';
 import { FaultInjector, type TestFault } from './test-fault.js';
 
 export interface WorkerOptions {
-  /** Coordinator address: ws://host:port, wss://host:port, or ws+unix:///path/to/socket:/ (a coordinator's ipcPath on this machine). */
+  /** Coordinator address, ws://host:port. */
   url: string;
   /** Name shown by the coordinator (default `worker-<pid>`). */
   name?: string;
@@ -108,9 +108,7 @@ export class Worker {
   private wake: (() => void) | undefined;
 
   constructor(opts: WorkerOptions) {
-    if (typeof opts?.url !== 'string' || !/^(wss?:\/\/|ws\+unix:\/\/\/?.+:\/)/.test(opts.url)) {
-      throw new ConfigError('url', `expected ws://host:port, wss://host:port or ws+unix://SOCKET_PATH:/, got ${JSON.stringify(opts?.url)}`);
-    }
+    if (typeof opts?.url !== 'string' || !/^wss?:\/\//.test(opts.url)) throw new ConfigError('url', `expected ws://host:port or wss://host:port, got ${JSON.stringify(opts?.url)}`);
     if (typeof opts.loadData !== 'function') throw new ConfigError('loadData', 'expected a function (ref) => Promise<DatasetSplit>');
     const name = opts.name ?? `worker-${process.pid}`;
     if (typeof name !== 'string' || name.length < 1 || Buffer.byteLength(name) > LIMITS.workerName) {

@@ -30,8 +30,6 @@ export interface ScalingRunOptions {
   initParams?: Float32Array;
   /** Coordinator and worker log lines (default: dropped). */
   log?: (line: string) => void;
-  /** How the local workers connect: a Unix socket (default, as `dptrain train` does; TCP on Windows) or loopback TCP (as remote workers do). */
-  transport?: 'unix' | 'tcp';
 }
 
 /** Bytes one worker exchanged with the coordinator per timed step (protocol messages, without WebSocket framing). */
@@ -106,7 +104,6 @@ export async function measureScalingRun(o: ScalingRunOptions): Promise<ScalingRu
     checkpointDir: dir,
     runId: `bench-${o.workers}w`,
     log: (l) => log(`[coordinator] ${l}`),
-    ipcPath: o.transport !== 'tcp' && process.platform !== 'win32' ? join(dir, 'c.sock') : undefined,
   });
 
   const lastStep = o.warmup + o.steps;
@@ -142,8 +139,8 @@ export async function measureScalingRun(o: ScalingRunOptions): Promise<ScalingRu
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    const { url, ipcUrl } = await coordinator.start();
-    workers = new LocalWorkers(o.workers, ipcUrl ?? url, {
+    const { url } = await coordinator.start();
+    workers = new LocalWorkers(o.workers, url, {
       quiet: o.log === undefined,
       onLine: log,
       onFailure: (name, detail) => abort?.(new DptrainError('E_WORKER', `local worker ${name} ${detail}`)),

@@ -29,8 +29,6 @@ const FLAGS = {
   json: { kind: 'bool' },
   // kernel wasm-fma instead of the default kernel
   fma: { kind: 'bool' },
-  // local workers over loopback TCP instead of a Unix socket
-  tcp: { kind: 'bool' },
   // internal: measure one run in this process and print its JSON
   'run-batch': { kind: 'int', min: 0, max: 1 << 20, default: 0 },
   'run-workers': { kind: 'int', min: 0, max: 256, default: 0 },
@@ -50,7 +48,7 @@ export const SCALING_CONFIGS = [
 
 export interface ScalingBenchResult {
   machine: MachineInfo;
-  workload: { model: string; data: string; optimizer: string; leafSize: number; kernel: string; paramCount: number; transport: 'unix' | 'tcp' };
+  workload: { model: string; data: string; optimizer: string; leafSize: number; kernel: string; paramCount: number };
   options: { repeat: number; steps: number; warmup: number };
   configs: Array<{ batchSize: number; workers: number; runs: ScalingRunResult[]; summary: ScalingSummary }>;
   /** 2 workers over 1 worker, per batch size. */
@@ -60,18 +58,13 @@ export interface ScalingBenchResult {
   ceiling: HostCeiling;
 }
 
-/** How the local workers connect: a Unix socket (what `dptrain train` does; TCP on Windows), or loopback TCP with --tcp. */
-function transportOf(tcp: boolean): 'unix' | 'tcp' {
-  return tcp || process.platform === 'win32' ? 'tcp' : 'unix';
-}
-
 /** The kernel measured: the default of `dptrain train` (wasm where WebAssembly SIMD validates, else js), or wasm-fma with --fma. */
 export function benchKernel(fma: boolean): KernelName {
   if (fma) return 'wasm-fma';
   return availableKernels().includes('wasm') ? 'wasm' : 'js';
 }
 
-async function oneRun(batchSize: number, workers: number, steps: number, warmup: number, leafSize: number, kernel: KernelName, transport: 'unix' | 'tcp'): Promise<ScalingRunResult> {
+async function oneRun(batchSize: number, workers: number, steps: number, warmup: number, leafSize: number, kernel: KernelName): Promise<ScalingRunResult> {
   const data = await loadDataset('mnist');
   const config = validateRunConfig({
     model: W_SPEC,
@@ -88,7 +81,7 @@ async function oneRun(batchSize: number, workers: number, steps: number, warmup:
   // GC headroom for the ~1 MB results, as the dptrain command reserves it (heap-headroom.ts)
   const release = reserveHeapHeadroom(headroomFromEnv());
   try {
-    return await measureScalingRun({ config, data: data.split, workers, warmup, steps, transport });
+    return await measureScalingRun({ config, data: data.split, workers, warmup, steps });
   } finally {
     release();
   }
@@ -100,7 +93,7 @@ const kB = (b: number) => `${fmt(b / 1000, 1)} kB`;
 export function scalingReport(r: ScalingBenchResult): string {
   const w = r.workload;
   const lines = [
-    `bench:scaling — ${w.model} (${fmt(w.paramCount)} parameters) on ${w.data}, ${w.optimizer}, leaf ${w.leafSize}, kernel ${w.kernel}; local worker processes over WebSockets on ${w.transport === 'tcp' ? 'loopback TCP' : 'a Unix socket'}`,
+    `bench:scaling — ${w.model} (${fmt(w.paramCount)} parameters) on ${w.data}, ${w.optimizer}, leaf ${w.leafSize}, kernel ${w.kernel}; local worker processes over loopback WebSockets`,
     `${r.machine.cpu}, nproc ${r.machine.nproc}, node ${r.machine.node}, ${r.machine.date}`,
     `${r.options.repeat} fresh runs per configuration × ${r.options.steps} timed steps (after ${r.options.warmup} warm-up steps); median (min–max) over the runs`,
     '',
@@ -174,7 +167,7 @@ async function main(): Promise<void> {
     return;
   }
   if (flags['run-batch'] > 0) {
-    const r = await oneRun(flags['run-batch'], Math.max(1, flags['run-workers']), flags.steps, flags.warmup, flags.leaf, benchKernel(flags.fma), transportOf(flags.tcp));
+    const r = await oneRun(flags['run-batch'], Math.max(1, flags['run-workers']), flags.steps, flags.warmup, flags.leaf, benchKernel(flags.fma));
     console.log(JSON.stringify(r));
     return;
   }
@@ -188,7 +181,7 @@ async function main(): Promise<void> {
     if (rep % 2 === 1) order.reverse();
     for (const i of order) {
       const c = SCALING_CONFIGS[i];
-      const args = ['--run-batch', String(c.batchSize), '--run-workers', String(c.workers), '--steps', String(flags.steps), '--warmup', String(flags.warmup), '--leaf', String(flags.leaf), ...(flags.fma ? ['--fma'] : []), ...(flags.tcp ? ['--tcp'] : [])];
+      const args = ['--run-batch', String(c.batchSize), '--run-workers', String(c.workers), '--steps', String(flags.steps), '--warmup', String(flags.warmup), '--leaf', String(flags.leaf), ...(flags.fma ? ['--fma'] : [])];
       const [r] = inFreshProcesses<ScalingRunResult>(script, args, 1);
       runs[i].push(r);
       log(`  batch ${c.batchSize}, ${c.workers} worker(s), run ${rep + 1}/${flags.repeat}: ${fmt(r.samplesPerSec)} samples/s, step ${fmt(r.phases.totalMs, 1)} ms`);
@@ -207,7 +200,7 @@ async function main(): Promise<void> {
   const first = runs[0][0];
   const result: ScalingBenchResult = {
     machine: machineInfo(),
-    workload: { model: '784-256-128-10 (ReLU, softmax CE)', data: 'mnist (8,000 train)', optimizer: `sgd lr ${W_LR}`, leafSize: first.leafSize, kernel: first.kernel, paramCount: first.paramCount, transport: transportOf(flags.tcp) },
+    workload: { model: '784-256-128-10 (ReLU, softmax CE)', data: 'mnist (8,000 train)', optimizer: `sgd lr ${W_LR}`, leafSize: first.leafSize, kernel: first.kernel, paramCount: first.paramCount },
     options: { repeat: flags.repeat, steps: flags.steps, warmup: flags.warmup },
     configs,
     speedUps,

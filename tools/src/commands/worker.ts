@@ -45,9 +45,7 @@ export function workerCommand(): Command {
     .option('--max-retries <n>', 'reconnect attempts after a lost connection before giving up (default: unlimited)')
     .option('--quiet', 'print only errors')
     .action(async (o: WorkerFlags) => {
-      if (!/^(wss?:\/\/[^/\s]+|ws\+unix:\/\/\/?\S+:\/)/.test(o.connect)) {
-        throw new ConfigError('--connect', `expected ws://HOST:PORT, wss://HOST:PORT or ws+unix://SOCKET_PATH:/, got ${JSON.stringify(o.connect)}`);
-      }
+      if (!/^wss?:\/\/[^/\s]+/.test(o.connect)) throw new ConfigError('--connect', `expected ws://HOST:PORT or wss://HOST:PORT, got ${JSON.stringify(o.connect)}`);
       const maxAttempts = o.maxRetries === undefined ? Infinity : intFlag('--max-retries', o.maxRetries);
       if (maxAttempts < 0) throw new ConfigError('--max-retries', `expected an integer >= 0, got ${maxAttempts}`);
       if (o.ca !== undefined && !o.connect.startsWith('wss://')) throw new ConfigError('--ca', `only used with a wss:// address, got --connect ${o.connect}`);

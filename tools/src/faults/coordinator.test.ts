@@ -90,8 +90,7 @@ describe.concurrent('coordinator faults', () => {
     const dir = l.path('run');
     const t = l.start(['train', '--config', config, '--workers', '2', '--json', '--checkpoint-dir', dir]);
     await l.waitStep(t, 150);
-    const listening = JSON.parse(t.lines.find((line) => line.startsWith('{"kind":"listening"'))!) as { url: string; ipcUrl?: string };
-    const url = listening.ipcUrl ?? listening.url; // local workers connect over the Unix socket (TCP where there is none)
+    const url = JSON.parse(t.lines.find((line) => line.startsWith('{"kind":"listening"'))!).url as string;
     expect(pidsWithArg(url)).toHaveLength(2); // the local workers: dptrain worker --connect URL
     t.send('SIGINT');
     expect(await t.exitWithin(10_000)).toBe(130);

@@ -92,10 +92,9 @@ describe.concurrent('authentication and TLS', () => {
     const secret = 'only-this-train-knows';
     const t = l.start(['train', '--config', config, '--workers', '2', '--json', '--tls-cert', cert, '--tls-key', key, '--token', secret, '--checkpoint-dir', l.path('run')]);
     await l.waitStep(t, 20);
-    const listening = JSON.parse(t.lines[0]) as { url: string; ipcUrl?: string };
-    expect(listening.url).toMatch(/^wss:\/\//);
-    // local workers connect over the Unix socket (TCP where there is none)
-    const workers = pidsWithArg(listening.ipcUrl ?? listening.url);
+    const url = JSON.parse(t.lines[0]).url as string;
+    expect(url).toMatch(/^wss:\/\//);
+    const workers = pidsWithArg(url);
     expect(workers).toHaveLength(2);
     for (const pid of workers) expect(argvOf(pid).join(' ')).toContain(`--ca ${cert}`);
     expect(pidsWithArg(secret)).toEqual([t.proc.pid]);
