@@ -10,6 +10,7 @@ import {
   type RunConfig,
   type SamplerState,
   ShapeError,
+  allocOrPlain,
   applyUpdate,
   createOptimizerState,
   createWasmKernels,
@@ -142,15 +143,7 @@ export class RoundMachine {
     // the master parameters and the reduction buffers live in the reduction kernels' memory,
     // so the update's passes (meanSq, sgdStep) run there without copies
     this.reduceKernels = reductionKernels(this.paramCount);
-    const K = this.reduceKernels;
-    const alloc = (n: number): Float32Array => {
-      try {
-        return K.alloc(n);
-      } catch (e) {
-        if (e instanceof DptrainError && e.code === 'E_KERNEL_MEMORY') return new Float32Array(n); // correct, just slower
-        throw e;
-      }
-    };
+    const alloc = (n: number): Float32Array => allocOrPlain(this.reduceKernels, n);
     this.params = alloc(this.paramCount);
     this.params.set(start);
     this.optState = createOptimizerState(this.config.optimizer, this.paramCount);

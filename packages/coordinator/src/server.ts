@@ -308,12 +308,7 @@ export class Coordinator {
     return {
       step: m.step,
       epoch: m.epochsDone,
-      staleDropped: m.staleDropped,
-      duplicatesDropped: m.duplicatesDropped,
-      invalidResults: m.invalidResults,
-      badResults: m.badResults,
-      reexecuted: m.reexecuted,
-      badFrames: { ...this.badFrames },
+      ...this.counters(),
       framesIn: [...this.conns.values(), ...this.gone.values()].reduce((a, c) => a + c.framesIn, 0) + this.framesOfForgotten,
       framesOk: this.frames.ok,
       framesIgnored: this.frames.ignored,
@@ -323,6 +318,19 @@ export class Coordinator {
       workers: [...this.conns.values(), ...this.gone.values()]
         .filter((c) => states.has(c.id))
         .map((c) => ({ id: c.id, host: c.host, state: states.get(c.id)!, computeMs: m.computeMsOf(c.id), bytesIn: c.bytesIn, bytesOut: c.bytesOut })),
+    };
+  }
+
+  /** What was dropped, refused or redone so far. */
+  private counters() {
+    const m = this.machine;
+    return {
+      staleDropped: m.staleDropped,
+      duplicatesDropped: m.duplicatesDropped,
+      invalidResults: m.invalidResults,
+      badResults: m.badResults,
+      reexecuted: m.reexecuted,
+      badFrames: { ...this.badFrames },
     };
   }
 
@@ -341,14 +349,7 @@ export class Coordinator {
       resumedFrom: this.resumedFrom ?? null,
       workers: this.workerList(),
       metrics: { step: m.lastStep ?? null, eval: m.lastEval ? { loss: m.lastEval.loss, accuracy: m.lastEval.accuracy, samples: m.lastEval.samples } : null },
-      counters: {
-        staleDropped: m.staleDropped,
-        duplicatesDropped: m.duplicatesDropped,
-        invalidResults: m.invalidResults,
-        badResults: m.badResults,
-        reexecuted: m.reexecuted,
-        badFrames: { ...this.badFrames },
-      },
+      counters: this.counters(),
     };
   }
 

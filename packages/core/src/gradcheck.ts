@@ -1,4 +1,5 @@
 import type { Kernels } from './kernels/index.js';
+import { locateNonFinite } from './kernels/check.js';
 import { Network } from './network.js';
 import type { ModelSpec } from './spec.js';
 
@@ -36,10 +37,7 @@ const float64Kernels: Kernels = {
   add(n, dst, src) {
     for (let i = 0; i < n; i++) dst[i] += src[i];
   },
-  firstNonFinite(n, x) {
-    for (let i = 0; i < n; i++) if (!Number.isFinite(x[i])) return i;
-    return -1;
-  },
+  firstNonFinite: locateNonFinite,
   reluGrad(n, d, h) {
     for (let i = 0; i < n; i++) if (!(h[i] > 0)) d[i] = 0;
   },

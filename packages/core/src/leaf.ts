@@ -1,9 +1,9 @@
 import type { Dataset } from './data/index.js';
-import type { Kernels } from './kernels/index.js';
+import { type Kernels, allocOrPlain } from './kernels/index.js';
 import { Network } from './network.js';
 import type { ModelSpec } from './spec.js';
 import { type TreeNode, alignedNodes, nextPow2 } from './tree.js';
-import { DptrainError, ShapeError } from './errors.js';
+import { ShapeError } from './errors.js';
 
 export interface NodeStats {
   samples: number;
@@ -92,17 +92,7 @@ export class LeafComputer {
    * a plain array when that memory is full: correct, just slower).
    */
   private level(depth: number): Float32Array {
-    const K = this.net.kernels;
-    while (this.scratch.length <= depth) {
-      let buf: Float32Array;
-      try {
-        buf = K.alloc(this.paramCount);
-      } catch (e) {
-        if (!(e instanceof DptrainError) || e.code !== 'E_KERNEL_MEMORY') throw e;
-        buf = new Float32Array(this.paramCount);
-      }
-      this.scratch.push(buf);
-    }
+    while (this.scratch.length <= depth) this.scratch.push(allocOrPlain(this.net.kernels, this.paramCount));
     return this.scratch[depth];
   }
 

@@ -55,12 +55,6 @@ export function applyUpdate(
   const gradNorm = Math.sqrt(sq);
   // clipByGlobalNorm's arithmetic (its norm is this same float64 sum, in the same order), fused into the step
   const scale = clipping ? clipCoefficient(gradNorm, clip) : 1;
-  if (cfg.name === 'sgd' && scale === 1 && !(cfg.weightDecay ?? 0) && !(cfg.l1 ?? 0)) {
-    // plain SGD: the kernels' loop (SIMD for wasm), the same bits as optim's sgd loop
-    kernels.sgdStep(n, params, gradSum, lr);
-    state.t += 1;
-  } else {
-    applyStep(cfg, params, gradSum, scale, state, lr);
-  }
+  applyStep(cfg, params, gradSum, scale, state, lr, kernels);
   return { lr, gradNorm };
 }

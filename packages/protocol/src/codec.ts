@@ -72,6 +72,17 @@ export function decode(bytes: Uint8Array | ArrayBuffer, ctx: DecodeContext = {})
   }
 }
 
+/** A frame buffer with `headerReserve` bytes for the prefix and header, then an aligned payload of paramCount float32. */
+function payloadFrame(paramCount: number, headerReserve: number): { frame: Uint8Array; offset: number; payload: Float32Array } {
+  if (!Number.isInteger(paramCount) || paramCount < 1) throw new RangeError(`paramCount must be a positive integer, got ${paramCount}`);
+  if (!Number.isInteger(headerReserve) || headerReserve < 1 || headerReserve > 65536) {
+    throw new RangeError(`headerReserve must be an integer in [1, 65536], got ${headerReserve}`);
+  }
+  const offset = (FRAME_PREFIX_BYTES + headerReserve + 3) & ~3;
+  const frame = new Uint8Array(offset + 4 * paramCount);
+  return { frame, offset, payload: new Float32Array(frame.buffer, offset, paramCount) };
+}
+
 /**
  * A result frame allocated before the gradient is computed: write the gradient into
  * `grad` (a view into the frame), then finish(header) writes the header in front of it
@@ -85,13 +96,7 @@ export class ResultFrame {
   private readonly offset: number;
 
   constructor(paramCount: number, headerReserve = 256) {
-    if (!Number.isInteger(paramCount) || paramCount < 1) throw new RangeError(`paramCount must be a positive integer, got ${paramCount}`);
-    if (!Number.isInteger(headerReserve) || headerReserve < 1 || headerReserve > 65536) {
-      throw new RangeError(`headerReserve must be an integer in [1, 65536], got ${headerReserve}`);
-    }
-    this.offset = (FRAME_PREFIX_BYTES + headerReserve + 3) & ~3;
-    this.frame = new Uint8Array(this.offset + 4 * paramCount);
-    this.grad = new Float32Array(this.frame.buffer, this.offset, paramCount);
+    ({ frame: this.frame, offset: this.offset, payload: this.grad } = payloadFrame(paramCount, headerReserve));
   }
 
   /** Validate the header and return the complete frame (a copy only if the header outgrew the reserve). */
@@ -122,13 +127,7 @@ export class ParamsFrame {
   private readonly offset: number;
 
   constructor(paramCount: number, headerReserve = 64) {
-    if (!Number.isInteger(paramCount) || paramCount < 1) throw new RangeError(`paramCount must be a positive integer, got ${paramCount}`);
-    if (!Number.isInteger(headerReserve) || headerReserve < 1 || headerReserve > 65536) {
-      throw new RangeError(`headerReserve must be an integer in [1, 65536], got ${headerReserve}`);
-    }
-    this.offset = (FRAME_PREFIX_BYTES + headerReserve + 3) & ~3;
-    this.frame = new Uint8Array(this.offset + 4 * paramCount);
-    this.data = new Float32Array(this.frame.buffer, this.offset, paramCount);
+    ({ frame: this.frame, offset: this.offset, payload: this.data } = payloadFrame(paramCount, headerReserve));
   }
 
   /** Validate the header and return the complete frame over `data` (a copy only if the header outgrew the reserve). */

@@ -102,7 +102,7 @@ export function createCoreTrainer(o: CoreTrainerOptions): CoreTrainer {
 }
 
 type Op = 'gemmABt' | 'gemmAtB' | 'gemmAB';
-interface GemmShape {
+export interface GemmShape {
   layer: number;
   op: Op;
   m: number;
@@ -166,15 +166,9 @@ export interface CoreTrainingResult {
   gemmMsPerStep?: number;
 }
 
-export interface CoreGemmResult {
+export interface CoreGemmResult extends GemmShape {
   kernel: KernelName;
   label: string;
-  layer: number;
-  op: Op;
-  m: number;
-  n: number;
-  k: number;
-  inStep: boolean;
   /** GFLOP/s of each sample. */
   samples: number[];
   gflops: Summary;

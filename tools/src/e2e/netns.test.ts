@@ -1,10 +1,10 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { requireBuiltCli } from '../testing/cli-process.js';
 import { NetnsLab, netnsUnavailable } from './netns-helpers.js';
-import { firstDifference, jsonLines, LineProcess, until } from './process-helpers.js';
+import { finalCheckpointDifference, jsonLines, LineProcess, until } from './process-helpers.js';
 
 /**
  * Across hosts: a coordinator and two workers, each in its own Linux network namespace
@@ -139,10 +139,8 @@ describe('across hosts (network namespaces)', () => {
 
     const rr = await reference.waitExit(30_000);
     expect(rr?.code, reference.output()).toBe(0);
-    const want = readFileSync(join(dir, 'ref', 'final.safetensors'));
-    const got = readFileSync(join(dir, 'dist', 'final.safetensors'));
-    const diff = firstDifference(want, got);
-    expect(diff, `checkpoints differ at byte ${diff} (sizes ${want.length} vs ${got.length})`).toBe(-1);
+    const diff = finalCheckpointDifference(dir);
+    expect(diff.at, `checkpoints differ at byte ${diff.at} (sizes ${diff.sizes})`).toBe(-1);
 
     // both workers end: the healthy one with the run, the cut one by reconnecting or dying
     const e1 = await workers[0].waitExit(10_000);

@@ -1,4 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 /**
@@ -148,4 +150,11 @@ export function firstDifference(a: Uint8Array, b: Uint8Array): number {
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
   return a.length === b.length ? -1 : n;
+}
+
+/** Where `dir`/ref/final.safetensors (the undisturbed run) and `dir`/dist/final.safetensors first differ (-1: identical), and the two sizes. */
+export function finalCheckpointDifference(dir: string): { at: number; sizes: string } {
+  const want = readFileSync(join(dir, 'ref', 'final.safetensors'));
+  const got = readFileSync(join(dir, 'dist', 'final.safetensors'));
+  return { at: firstDifference(want, got), sizes: `${want.length} vs ${got.length}` };
 }

@@ -161,9 +161,19 @@ export function meanSqJs(n: number, g: Float32Array, b: number): number {
   return s0 + tail[0] + (s1 + tail[1]) + (s2 + tail[2] + s3);
 }
 
-/** Plain SGD in JavaScript: p[i] = fround(p[i] − lr · g[i]). */
+/**
+ * Plain SGD in JavaScript: p[i] = fround(p[i] − lr · g[i]). Unrolled four times, the n % 4
+ * leading elements first (see optim/loops.ts: V8 11 otherwise deoptimises at the remainder).
+ */
 export function sgdStepJs(n: number, p: Float32Array, g: Float32Array, lr: number): void {
-  for (let i = 0; i < n; i++) p[i] = p[i] - lr * g[i];
+  let i = 0;
+  for (; i < (n & 3); i++) p[i] = p[i] - lr * g[i];
+  for (; i < n; i += 4) {
+    p[i] = p[i] - lr * g[i];
+    p[i + 1] = p[i + 1] - lr * g[i + 1];
+    p[i + 2] = p[i + 2] - lr * g[i + 2];
+    p[i + 3] = p[i + 3] - lr * g[i + 3];
+  }
 }
 
 /** The float64 sum of squares of a in the four-partial-sum order of Kernels.meanSq (without changing a). */

@@ -37,3 +37,16 @@ export function availableKernels(): KernelName[] {
   if (wasmFmaSupported()) out.push('wasm-fma');
   return out;
 }
+
+/**
+ * A zeroed buffer of `length` floats from the kernels' memory (where they work on it in
+ * place), or a plain Float32Array when that memory is full: correct, just slower.
+ */
+export function allocOrPlain(kernels: Kernels, length: number): Float32Array {
+  try {
+    return kernels.alloc(length);
+  } catch (e) {
+    if (e instanceof DptrainError && e.code === 'E_KERNEL_MEMORY') return new Float32Array(length);
+    throw e;
+  }
+}

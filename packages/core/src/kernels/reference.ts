@@ -1,4 +1,5 @@
 import type { Kernels } from './types.js';
+import { locateNonFinite } from './check.js';
 
 /**
  * Plain triple loops, the ground truth the fast kernels are tested against.
@@ -39,10 +40,7 @@ export const referenceKernels: Kernels = {
   add(n, dst, src) {
     for (let i = 0; i < n; i++) dst[i] = Math.fround(dst[i] + src[i]);
   },
-  firstNonFinite(n, x) {
-    for (let i = 0; i < n; i++) if (!Number.isFinite(x[i])) return i;
-    return -1;
-  },
+  firstNonFinite: locateNonFinite,
   reluGrad(n, d, h) {
     for (let i = 0; i < n; i++) d[i] = h[i] > 0 ? d[i] : 0;
   },

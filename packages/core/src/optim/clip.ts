@@ -1,24 +1,9 @@
 import { ConfigError, DptrainError } from '../errors.js';
-import { sumSquares4 } from '../kernels/check.js';
+import { firstNonFiniteJs, sumSquares4 } from '../kernels/check.js';
 
-/** Index of the first non-finite value, or -1. */
+/** Index of the first non-finite value, or -1 (the JS kernels' scan). */
 export function firstNonFinite(a: Float32Array): number {
-  // fast pass: x·0 is ±0 for finite x and NaN otherwise; four sums overlap in the CPU
-  let a0 = 0;
-  let a1 = 0;
-  let a2 = 0;
-  let a3 = 0;
-  const n4 = a.length & ~3;
-  for (let i = 0; i < n4; i += 4) {
-    a0 += a[i] * 0;
-    a1 += a[i + 1] * 0;
-    a2 += a[i + 2] * 0;
-    a3 += a[i + 3] * 0;
-  }
-  for (let i = n4; i < a.length; i++) a0 += a[i] * 0;
-  if (a0 + a1 + a2 + a3 === 0) return -1;
-  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return i;
-  return -1;
+  return firstNonFiniteJs(a.length, a);
 }
 
 /**

@@ -20,6 +20,8 @@
  * replaced code on every call and deoptimised at the remainder loop each time.
  */
 
+import type { Kernels } from '../kernels/types.js';
+
 const fround = Math.fround;
 
 /** The terms that turn a source value into the gradient an update applies (see the file comment). */
@@ -36,20 +38,10 @@ function plain(t: GradTerms): boolean {
   return t.scale === 1 && t.l2 === 0 && t.l1 === 0;
 }
 
-/** sgd: w -= lr·g. */
-export function sgdLoop(p: Float32Array, src: Float32Array, t: GradTerms, lr: number): void {
+/** sgd: w -= lr·g. The fast path is the kernels' sgdStep (SIMD for wasm; the same bits everywhere). */
+export function sgdLoop(p: Float32Array, src: Float32Array, t: GradTerms, lr: number, kernels: Kernels): void {
   const n = p.length | 0;
-  if (plain(t)) {
-    let i = 0;
-    for (; i < (n & 3); i++) p[i] = p[i] - lr * src[i];
-    for (; i < n; i += 4) {
-      p[i] = p[i] - lr * src[i];
-      p[i + 1] = p[i + 1] - lr * src[i + 1];
-      p[i + 2] = p[i + 2] - lr * src[i + 2];
-      p[i + 3] = p[i + 3] - lr * src[i + 3];
-    }
-    return;
-  }
+  if (plain(t)) return kernels.sgdStep(n, p, src, lr);
   const { scale, l2, l1 } = t;
   for (let i = 0; i < n; i++) {
     const w = p[i];

@@ -2,6 +2,8 @@ import { ConfigError, DptrainError, ShapeError } from '../errors.js';
 import { firstNonFinite } from './clip.js';
 import { OPTIMIZER_DEFAULTS, optimizerSlotNames, type OptimizerConfig } from './config.js';
 import { adagradLoop, adamLoop, momentumLoop, rmspropLoop, sgdLoop, type GradTerms } from './loops.js';
+import type { Kernels } from '../kernels/types.js';
+import { jsKernels } from '../kernels/js.js';
 import type { OptimizerState } from './state.js';
 
 /** Options of optimizerStep. */
@@ -68,9 +70,10 @@ export function checkStepInputs(cfg: OptimizerConfig, params: Float32Array, grad
 /**
  * The update itself, on inputs checkStepInputs accepted and a gradient known to be finite:
  * gradient element i is fround(src[i] * scale) (scale 1: src[i]; applyUpdate passes its clip
- * coefficient, fusing the clip into the step). Then state.t++.
+ * coefficient, fusing the clip into the step). Then state.t++. `kernels` runs plain SGD's loop
+ * (sgdStep; every kernel gives the same bits).
  */
-export function applyStep(cfg: OptimizerConfig, params: Float32Array, src: Float32Array, scale: number, state: OptimizerState, lr: number): void {
+export function applyStep(cfg: OptimizerConfig, params: Float32Array, src: Float32Array, scale: number, state: OptimizerState, lr: number, kernels: Kernels = jsKernels): void {
   const wd = cfg.weightDecay ?? OPTIMIZER_DEFAULTS.weightDecay;
   const l1 = cfg.l1 ?? OPTIMIZER_DEFAULTS.l1;
   const terms: GradTerms = { scale, l2: cfg.name === 'adamw' ? 0 : wd, l1 };
@@ -79,7 +82,7 @@ export function applyStep(cfg: OptimizerConfig, params: Float32Array, src: Float
 
   switch (cfg.name) {
     case 'sgd':
-      sgdLoop(params, src, terms, lr);
+      sgdLoop(params, src, terms, lr, kernels);
       break;
     case 'momentum':
     case 'nesterov':
