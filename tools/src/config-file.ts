@@ -9,7 +9,7 @@ const int = () => z.number().int();
  * settings as the flags, in camelCase. `model` is a shorthand ("784-128-10"), a path to a
  * ModelSpec JSON file, or a ModelSpec object; `optimizer` is a name or a full optimizer
  * config object (schedule, betas, clipNorm...); `stepTimeout` is in milliseconds and `dashboard:
- * false` is --no-dashboard. Unknown keys are errors. Ranges are checked
+ * false` is --no-dashboard, `shm: false` is --no-shm. Unknown keys are errors. Ranges are checked
  * afterwards by core's validateRunConfig, so messages are the same as for flags.
  */
 export const ConfigFileSchema = z
@@ -51,6 +51,7 @@ export const ConfigFileSchema = z
     /** Step deadline, ms. */
     stepTimeout: int(),
     dashboard: z.boolean(),
+    shm: z.boolean(),
   })
   .partial()
   .strict();

@@ -105,6 +105,7 @@ export async function coordinatedRun(plan: RunPlan, progress: Progress, opts: Co
     maxRetries: s.maxRetries,
     stepTimeoutMs: s.stepTimeoutMs,
     observer: s.dashboard,
+    sharedMemory: s.sharedMemory,
   });
   let workers: LocalWorkers | undefined;
   let failed: ((e: Error) => void) | undefined;

@@ -34,6 +34,7 @@ const FLAGS: Record<string, string> = {
   maxRetries: '--max-retries',
   stepTimeout: '--step-timeout',
   dashboard: '--no-dashboard',
+  shm: '--no-shm',
 };
 
 /** The flag of a setting key ('batchSize' → '--batch-size'). */

@@ -23,12 +23,14 @@ export interface ServePlan {
   stepTimeoutMs?: number;
   /** Serve the dashboard on the run's port. */
   dashboard: boolean;
+  /** Offer local workers the shared-memory data plane. */
+  sharedMemory: boolean;
 }
 
 /** The serve settings of a command line (absent keys: not given). */
 export type ServeSettings = Pick<
   FileConfig,
-  'checkpointEvery' | 'checkpointEverySec' | 'resume' | 'token' | 'allowInsecure' | 'tlsCert' | 'tlsKey' | 'nonFinite' | 'maxRetries' | 'stepTimeout' | 'dashboard'
+  'checkpointEvery' | 'checkpointEverySec' | 'resume' | 'token' | 'allowInsecure' | 'tlsCert' | 'tlsKey' | 'nonFinite' | 'maxRetries' | 'stepTimeout' | 'dashboard' | 'shm'
 >;
 
 /** The environment variable holding the token when --token is not given. */
@@ -44,6 +46,7 @@ export function serveFlagSettings(cmd: Command, given: Set<string>): ServeSettin
   for (const k of ['resume', 'token', 'tlsCert', 'tlsKey'] as const) if (has(k)) s[k] = o[k];
   if (has('allowInsecure')) s.allowInsecure = true;
   if (has('dashboard')) s.dashboard = o.dashboard !== false;
+  if (has('shm')) s.shm = o.shm !== false;
   if (has('nonFinite')) {
     if (o.nonFinite !== 'stop' && o.nonFinite !== 'skip') throw new ConfigError('--non-finite', `expected stop or skip, got ${JSON.stringify(o.nonFinite)}`);
     s.nonFinite = o.nonFinite;
@@ -88,6 +91,7 @@ export async function resolveServePlan(s: ServeSettings, tokenFlagGiven: boolean
     nonFinitePolicy: s.nonFinite ?? 'stop',
     maxRetries: intIn('maxRetries', s.maxRetries ?? 3, 0, 1000),
     dashboard: s.dashboard !== false,
+    sharedMemory: s.shm !== false,
   };
   if (!Number.isFinite(plan.checkpointEverySec) || plan.checkpointEverySec < 0 || plan.checkpointEverySec > 1e9) {
     throw new ConfigError('checkpointEverySec', `expected a number of seconds in [0, 1e9] (0: never), got ${plan.checkpointEverySec}`);

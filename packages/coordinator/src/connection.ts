@@ -8,6 +8,8 @@ export type SessionPhase = 'hello' | 'loading' | 'ready' | 'closed';
 export interface Traffic {
   bytesIn: number;
   bytesOut: number;
+  shmBytesIn: number;
+  shmBytesOut: number;
 }
 
 /** One worker's WebSocket and its session state; sends count bytes, closing is idempotent. */
@@ -17,6 +19,15 @@ export class Connection {
   name = '';
   bytesIn = 0;
   bytesOut = 0;
+  /** Payload bytes moved through the shared-memory data plane (not counted in bytesIn/bytesOut). */
+  shmBytesIn = 0;
+  shmBytesOut = 0;
+  /** The worker was offered the shared-memory data plane (its result file exists). */
+  shmOffered = false;
+  /** The worker took it: params go out as params_ref, result_ref is accepted. */
+  shm = false;
+  /** The peer's address is loopback (the only peers offered shared memory). */
+  loopback = false;
   /** Frames received on this connection. */
   framesIn = 0;
   private windowStart = 0;
@@ -43,6 +54,18 @@ export class Connection {
     this.bytesIn += bytes;
     this.traffic.bytesIn += bytes;
     this.framesIn++;
+  }
+
+  /** Count a gradient read from the worker's result file. */
+  shmReceived(bytes: number): void {
+    this.shmBytesIn += bytes;
+    this.traffic.shmBytesIn += bytes;
+  }
+
+  /** Count params the worker reads from the params file. */
+  shmSent(bytes: number): void {
+    this.shmBytesOut += bytes;
+    this.traffic.shmBytesOut += bytes;
   }
 
   /** Count a frame in the current one-second window; true once more than `perSec` arrived in it. */

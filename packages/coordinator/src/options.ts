@@ -51,6 +51,13 @@ export interface CoordinatorOptions {
   observer?: boolean;
   /** Built dashboard directory (default: apps/dashboard/dist of this repository). */
   dashboardDir?: string;
+  /**
+   * Offer workers connected over loopback the shared-memory data plane: params and gradients
+   * through slot files in `shmDir` instead of the socket (default true; PROTOCOL.md §3.10).
+   */
+  sharedMemory?: boolean;
+  /** Memory-backed directory for the slot files (default /dev/shm). */
+  shmDir?: string;
 }
 
 export interface ResolvedOptions {
@@ -77,6 +84,8 @@ export interface ResolvedOptions {
   maxConnections: number;
   observer: boolean;
   dashboardDir?: string;
+  sharedMemory: boolean;
+  shmDir: string;
 }
 
 const DEFAULTS = {
@@ -148,6 +157,10 @@ export function resolveOptions(o: CoordinatorOptions): ResolvedOptions {
   const maxConnections = int('maxConnections', o.maxConnections ?? DEFAULTS.maxConnections, 1, 1 << 20);
   if (o.observer !== undefined && typeof o.observer !== 'boolean') throw new ConfigError('observer', `expected true or false, got ${JSON.stringify(o.observer)}`);
   if (o.dashboardDir !== undefined && (typeof o.dashboardDir !== 'string' || o.dashboardDir.length === 0)) throw new ConfigError('dashboardDir', 'expected a directory path');
+  if (o.sharedMemory !== undefined && typeof o.sharedMemory !== 'boolean') throw new ConfigError('sharedMemory', `expected true or false, got ${JSON.stringify(o.sharedMemory)}`);
+  if (o.shmDir !== undefined && (typeof o.shmDir !== 'string' || !o.shmDir.startsWith('/') || o.shmDir.split('/').includes('..'))) {
+    throw new ConfigError('shmDir', `expected an absolute directory path without ".." segments, got ${JSON.stringify(o.shmDir)}`);
+  }
   const out: ResolvedOptions = {
     config,
     data: o.data,
@@ -166,6 +179,8 @@ export function resolveOptions(o: CoordinatorOptions): ResolvedOptions {
     maxFramesPerSec,
     maxConnections,
     observer: o.observer ?? true,
+    sharedMemory: o.sharedMemory ?? true,
+    shmDir: o.shmDir ?? '/dev/shm',
   };
   if (o.initParams) out.initParams = o.initParams;
   if (o.token !== undefined) out.token = o.token;

@@ -4,7 +4,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type Dataset, DptrainError, type EvalResult, fingerprintChunks } from '@dptrain/core';
-import { type Message, ProtocolError, type ResultMessage, type RunEvent, type RunEventInit, encode, maxFrameBytes } from '@dptrain/protocol';
+import { CLOSE_CODES, type Message, ProtocolError, type ResultMessage, type ResultRefMessage, type RunEvent, type RunEventInit, type ShmOffer, encode, maxFrameBytes } from '@dptrain/protocol';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import { CheckpointStore, loadResumeCheckpoint } from './checkpoint-store.js';
 import { Connection } from './connection.js';
@@ -14,10 +14,11 @@ import { checkToken, requestUrl, tokensEqual } from './http/auth.js';
 import { mountObserver } from './http/mount.js';
 import { decodeWorkerFrame } from './intake.js';
 import { type MachineOutput, type Refusal, RoundMachine } from './machine.js';
-import { type CoordinatorOptions, type ResolvedOptions, checkExposure, resolveOptions } from './options.js';
+import { type CoordinatorOptions, type ResolvedOptions, checkExposure, isLoopback, resolveOptions } from './options.js';
 import { type FrameSender, ParamsBroadcast } from './params-broadcast.js';
 import type { ResumeState } from './resume.js';
 import type { TaskInit } from './round.js';
+import { ShmHost } from './shm-host.js';
 
 export { writeFileAtomic } from './checkpoint-io.js';
 export type { CoordinatorOptions } from './options.js';
@@ -83,9 +84,13 @@ export interface CoordinatorStats {
   framesIgnored: number;
   /** Resume checkpoints written (latest.safetensors). */
   checkpoints: number;
+  /** Socket bytes (frames), all workers. */
   bytesIn: number;
   bytesOut: number;
-  workers: Array<{ id: string; host: string; state: string; computeMs: number; bytesIn: number; bytesOut: number }>;
+  /** Payload bytes moved through the shared-memory data plane, all workers. */
+  shmBytesIn: number;
+  shmBytesOut: number;
+  workers: Array<{ id: string; host: string; state: string; computeMs: number; bytesIn: number; bytesOut: number; shmBytesIn: number; shmBytesOut: number; shm: boolean }>;
 }
 
 /** SHA-256 of a dataset as core's fingerprint() computes it, with node:crypto (much faster). */
@@ -118,7 +123,11 @@ export class Coordinator {
   private readonly store: CheckpointStore;
   private readonly conns = new Map<string, Connection>();
   private readonly gone = new Map<string, Connection>();
-  private readonly traffic = { bytesIn: 0, bytesOut: 0 };
+  private readonly traffic = { bytesIn: 0, bytesOut: 0, shmBytesIn: 0, shmBytesOut: 0 };
+  /** The shared-memory data plane: created at the first loopback hello; null when unavailable or off. */
+  private shm: ShmHost | null | undefined;
+  /** Where result_ref gradients are read to (the round copies them into its own buffers). */
+  private shmScratch: Float32Array | undefined;
   private readonly badFrames: Record<string, number> = {};
   private readonly frames = { ok: 0, ignored: 0 };
   /** Frames received on connections no longer in conns/gone. */
@@ -315,9 +324,21 @@ export class Coordinator {
       checkpoints: this.checkpointsWritten,
       bytesIn: this.traffic.bytesIn,
       bytesOut: this.traffic.bytesOut,
+      shmBytesIn: this.traffic.shmBytesIn,
+      shmBytesOut: this.traffic.shmBytesOut,
       workers: [...this.conns.values(), ...this.gone.values()]
         .filter((c) => states.has(c.id))
-        .map((c) => ({ id: c.id, host: c.host, state: states.get(c.id)!, computeMs: m.computeMsOf(c.id), bytesIn: c.bytesIn, bytesOut: c.bytesOut })),
+        .map((c) => ({
+          id: c.id,
+          host: c.host,
+          state: states.get(c.id)!,
+          computeMs: m.computeMsOf(c.id),
+          bytesIn: c.bytesIn,
+          bytesOut: c.bytesOut,
+          shmBytesIn: c.shmBytesIn,
+          shmBytesOut: c.shmBytesOut,
+          shm: c.shm,
+        })),
     };
   }
 
@@ -394,6 +415,7 @@ export class Coordinator {
   private connected(ws: WebSocket, req: IncomingMessage): void {
     const c = new Connection(`w${this.nextId++}`, ws, this.traffic);
     c.host = req.socket.remoteAddress ?? '';
+    c.loopback = isLoopback(c.host);
     this.conns.set(c.id, c);
     ws.on('message', (data: RawData, isBinary: boolean) => this.guard(() => this.onFrame(c, data, isBinary)));
     ws.on('error', (err: Error & { code?: string }) => {
@@ -453,13 +475,16 @@ export class Coordinator {
         c.name = msg.workerName;
         c.host = msg.host || c.host;
         c.phase = 'loading';
-        c.send({ type: 'welcome', ...r.welcome });
+        const shm = this.shmOffer(c);
+        c.send({ type: 'welcome', ...r.welcome, ...(shm ? { shm } : {}) });
         this.o.log(`worker ${c.id} (${c.name} on ${c.host}, pid ${msg.pid}) joined; loading ${this.o.config.data}`);
         return true;
       }
       case 'ready': {
         if (c.phase !== 'loading') return wrongPhase();
         c.phase = 'ready';
+        if (msg.shm === true && c.shmOffered && this.shm?.hasWorker(c.id)) c.shm = true;
+        else if (c.shmOffered) this.dropShm(c);
         const refusal = this.machine.workerReady(c.id, msg.fingerprint, now);
         if (refusal) {
           this.refuse(c, refusal);
@@ -472,6 +497,13 @@ export class Coordinator {
         if (c.phase !== 'ready') return wrongPhase();
         this.onResult(c, msg);
         return true;
+      case 'result_ref':
+        if (c.phase !== 'ready') return wrongPhase();
+        if (!c.shm) {
+          this.refuseFrame(c, new ProtocolError('E_STATE', 'result_ref from a worker that did not take the shared-memory offer'));
+          return false;
+        }
+        return this.onResultRef(c, msg);
       case 'heartbeat':
         if (c.phase === 'hello') return wrongPhase();
         return true;
@@ -501,6 +533,61 @@ export class Coordinator {
     if (v.status === 'invalid') this.o.log(`worker ${c.id}: bad result: ${v.reason}`);
   }
 
+  /**
+   * A result whose gradient is in the worker's result file: read it (checking the slot's
+   * seqlock) and handle it as a result. A slot that does not hold the write the message names
+   * (rewritten, never written, a failed read) closes the connection with E_SHM (4006): the
+   * worker's nodes move on as for a lost worker, and it rejoins over the socket alone.
+   */
+  private onResultRef(c: Connection, ref: ResultRefMessage): boolean {
+    const shm = this.shm!;
+    const grad = (this.shmScratch ??= new Float32Array(this.machine.paramCount));
+    try {
+      shm.readResult(c.id, ref.slot, ref.seq, ref.step, grad);
+    } catch (e) {
+      const err = e instanceof ProtocolError ? e : new ProtocolError('E_SHM', `reading the result file failed: ${(e as Error)?.message ?? String(e)}`);
+      this.countBad('E_SHM');
+      this.o.log(`worker ${c.id}: ${err.message}; closing, it rejoins without shared memory`);
+      c.endReason = `E_SHM: ${err.message}`;
+      c.fail('E_SHM', err.message, CLOSE_CODES.SHM_FAILED, true);
+      return false;
+    }
+    c.shmReceived(grad.byteLength);
+    const { slot: _slot, seq: _seq, type: _type, ...fields } = ref;
+    this.onResult(c, { ...fields, type: 'result', grad });
+    return true;
+  }
+
+  /** Offer the shared-memory data plane to a worker on this host: its result file, and the offer for the welcome (undefined: none). */
+  private shmOffer(c: Connection): ShmOffer | undefined {
+    if (!this.o.sharedMemory || !c.loopback || this.shm === null) return undefined;
+    if (this.shm === undefined) {
+      const host = ShmHost.create(this.o.shmDir, this.machine.paramCount);
+      if (host instanceof Error) {
+        this.o.log(`shared memory unavailable (${host.message}); local workers use the socket`);
+        this.shm = null;
+        return undefined;
+      }
+      this.shm = host;
+      this.o.log(`shared-memory data plane for local workers in ${host.dir}`);
+    }
+    try {
+      this.shm.addWorker(c.id);
+    } catch (e) {
+      this.o.log(`worker ${c.id}: no shared memory (${(e as Error).message}); it uses the socket`);
+      return undefined;
+    }
+    c.shmOffered = true;
+    return this.shm.offer;
+  }
+
+  /** Stop using shared memory with `c` (it declined, or its session ended): delete its result file. */
+  private dropShm(c: Connection): void {
+    c.shm = false;
+    c.shmOffered = false;
+    this.shm?.removeWorker(c.id);
+  }
+
   /** The worker ends its session (bye or a fatal error): close, and move its nodes on at once. */
   private leave(c: Connection, reason: string): void {
     c.endReason = reason;
@@ -520,6 +607,7 @@ export class Coordinator {
     const dead = c.endReason === undefined ? true : c.endDead;
     c.phase = 'closed';
     this.conns.delete(c.id);
+    if (c.shmOffered) this.dropShm(c);
     if (this.isMember(c.id)) {
       this.gone.set(c.id, c);
       for (const [id, old] of this.gone) {
@@ -621,12 +709,15 @@ export class Coordinator {
   private output(): MachineOutput {
     return {
       sendParams: (ids, version, params) => {
-        this.paramsOut ??= new ParamsBroadcast(params.length);
         const senders: FrameSender[] = [];
         for (const id of ids) {
           const c = this.conns.get(id);
-          if (c) senders.push((bytes, done) => c.sendBytes(bytes, done));
+          if (!c) continue;
+          if (c.shm && this.sendParamsRef(c, version, params)) continue;
+          senders.push((bytes, done) => c.sendBytes(bytes, done));
         }
+        if (senders.length === 0) return;
+        this.paramsOut ??= new ParamsBroadcast(params.length);
         this.paramsOut.send(version, params, senders);
       },
       sendTask: (id: string, task: TaskInit) => {
@@ -650,6 +741,27 @@ export class Coordinator {
       },
       runFailed: (err) => this.failRun(err),
     };
+  }
+
+  /**
+   * Params through shared memory: the version is written to the params file once, the
+   * worker gets a params_ref. False if the write failed (shared memory is then given up
+   * for the run and every worker gets params frames).
+   */
+  private sendParamsRef(c: Connection, version: number, params: Float32Array): boolean {
+    const shm = this.shm;
+    if (!shm) return false;
+    let ref: { slot: number; seq: number };
+    try {
+      ref = shm.writeParams(version, params);
+    } catch (e) {
+      this.o.log(`writing params to shared memory failed (${(e as Error).message}); every worker gets params through the socket from now on`);
+      for (const w of this.conns.values()) w.shm = false;
+      return false;
+    }
+    c.send({ type: 'params_ref', version, ...ref });
+    c.shmSent(params.byteLength);
+    return true;
   }
 
   /** After a step: a resume checkpoint every checkpointEvery steps / checkpointEverySec seconds (not at the last step: final.safetensors follows). */
@@ -752,6 +864,7 @@ export class Coordinator {
     if (this.failing) await this.failing;
     for (const c of this.conns.values()) c.bye('shutdown', 1001);
     await this.store.idle();
+    this.shm?.close();
     this.observer?.unmount();
     const wss = this.wss;
     const http = this.http;

@@ -25,6 +25,8 @@ export const CLOSE_CODES = {
   RUN_FINISHED: 4004,
   /** Too many workers, or this worker is not needed. */
   NOT_NEEDED: 4005,
+  /** The shared-memory data plane failed; the worker reconnects and uses the socket alone. */
+  SHM_FAILED: 4006,
 } as const;
 
 export type CloseCode = (typeof CLOSE_CODES)[keyof typeof CLOSE_CODES];
@@ -52,6 +54,11 @@ export const ERROR_CODES = {
   E_STATE: { description: 'a valid message arrived out of order for the session state', closeCode: 4000, fatal: true },
   E_STALE: { description: 'a result for an old step or a duplicate node; dropped and counted', closeCode: 4000, fatal: false },
   E_WORKER: { description: 'a worker-side failure while loading data or computing a task', closeCode: 4000, fatal: false },
+  E_SHM: {
+    description: 'the shared-memory data plane failed (a slot file could not be read or written, or a slot was rewritten before it was read); the connection is closed and the worker rejoins over the socket alone',
+    closeCode: 4006,
+    fatal: true,
+  },
   E_INTERNAL: { description: 'a bug or unexpected condition on the side that reports it', closeCode: 4000, fatal: true },
 } as const satisfies Record<string, ErrorCodeInfo>;
 

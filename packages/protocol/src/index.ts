@@ -8,3 +8,4 @@ export { utf8Length, truncateUtf8 } from './fields.js';
 export { scanMsgpack, MAX_HEADER_DEPTH } from './msgpack-scan.js';
 export * from './error-message.js';
 export * from './examples.js';
+export * from './shm.js';

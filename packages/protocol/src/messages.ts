@@ -68,6 +68,24 @@ export interface WelcomeMessage {
   run: RunSettings;
   /** Number of parameters; equals paramLayout(model).total. */
   paramCount: number;
+  /**
+   * Offer of the shared-memory data plane (see PROTOCOL.md §3.10), made only to workers
+   * connected over loopback: the run's directory of slot files and the nonce written in
+   * their headers. A worker that opens both its files and finds the nonce answers
+   * `ready.shm: true`; then params and gradients travel through the files and only the
+   * small `params_ref` / `result_ref` messages through the socket.
+   */
+  shm?: ShmOffer;
+}
+
+/** Where a worker on the coordinator's host finds the run's slot files. */
+export interface ShmOffer {
+  /** Absolute directory path (1–1024 bytes) holding `params` and `<workerId>.res`. */
+  dir: string;
+  /** 32 lower-case hex digits, also written in each file's header. */
+  nonce: string;
+  /** Slots in the worker's result file (1–64). */
+  resultSlots: number;
 }
 
 /** worker → coordinator: data loaded and checked. */
@@ -78,6 +96,8 @@ export interface ReadyMessage {
   fingerprint: string;
   /** Time spent loading the data, ms (finite, ≥ 0). */
   loadMs: number;
+  /** True: the worker took the welcome's shm offer (opened both files, checked the nonce). */
+  shm?: boolean;
 }
 
 /** coordinator → worker: the parameters of one version. Payload: paramCount float32. */
@@ -87,6 +107,20 @@ export interface ParamsMessage {
   /** Parameter version (u32), bumped by every optimizer step. */
   version: number;
   data: Float32Array;
+}
+
+/**
+ * coordinator → worker, shared-memory data plane: the parameters of `version` are in slot
+ * `slot` of the params file, written with sequence number `seq`. No payload.
+ */
+export interface ParamsRefMessage {
+  type: 'params_ref';
+  v: ProtocolVersion;
+  version: number;
+  /** Slot index in the params file (0–63). */
+  slot: number;
+  /** Even sequence number the slot header must show before and after the read. */
+  seq: number;
 }
 
 /** coordinator → worker: compute leaves [leafLo, leafHi) of a step. Payload: int32 sample indices. */
@@ -128,6 +162,18 @@ export interface ResultMessage {
   grad: Float32Array;
 }
 
+/**
+ * worker → coordinator, shared-memory data plane: a result whose gradient is in slot
+ * `slot` of the worker's result file, written with sequence number `seq`. No payload.
+ */
+export interface ResultRefMessage extends Omit<ResultMessage, 'type' | 'grad'> {
+  type: 'result_ref';
+  /** Slot index in the worker's result file (below welcome.shm.resultSlots). */
+  slot: number;
+  /** Even sequence number the slot header must show before and after the read. */
+  seq: number;
+}
+
 /** Either direction: liveness. */
 export interface HeartbeatMessage {
   type: 'heartbeat';
@@ -165,8 +211,10 @@ export type Message =
   | WelcomeMessage
   | ReadyMessage
   | ParamsMessage
+  | ParamsRefMessage
   | TaskMessage
   | ResultMessage
+  | ResultRefMessage
   | HeartbeatMessage
   | ErrorMessage
   | ByeMessage;
@@ -177,11 +225,11 @@ export type MessageOf<T extends MessageType> = Extract<Message, { type: T }>;
 /** A message as a sender builds it: `v` may be left out (encode fills it in). */
 export type MessageInit = Message extends infer M ? (M extends Message ? Omit<M, 'v'> & { v?: ProtocolVersion } : never) : never;
 
-export const MESSAGE_TYPES: readonly MessageType[] = ['hello', 'welcome', 'ready', 'params', 'task', 'result', 'heartbeat', 'error', 'bye'];
+export const MESSAGE_TYPES: readonly MessageType[] = ['hello', 'welcome', 'ready', 'params', 'params_ref', 'task', 'result', 'result_ref', 'heartbeat', 'error', 'bye'];
 /** Types a coordinator accepts from a worker. */
-export const WORKER_MESSAGE_TYPES: readonly MessageType[] = ['hello', 'ready', 'result', 'heartbeat', 'error', 'bye'];
+export const WORKER_MESSAGE_TYPES: readonly MessageType[] = ['hello', 'ready', 'result', 'result_ref', 'heartbeat', 'error', 'bye'];
 /** Types a worker accepts from a coordinator. */
-export const COORDINATOR_MESSAGE_TYPES: readonly MessageType[] = ['welcome', 'params', 'task', 'heartbeat', 'error', 'bye'];
+export const COORDINATOR_MESSAGE_TYPES: readonly MessageType[] = ['welcome', 'params', 'params_ref', 'task', 'heartbeat', 'error', 'bye'];
 
 /** The binary payload a message type carries, if any. */
 export const PAYLOADS = {

@@ -10,7 +10,10 @@ import {
   type HelloMessage,
   type Message,
   type MessageType,
+  type ReadyMessage,
+  type ResultMessage,
   type TaskMessage,
+  type WelcomeMessage,
 } from './messages.js';
 
 /** What the receiver knows about the session; every field is optional and enables more checks. */
@@ -48,6 +51,9 @@ export interface ValidateOptions {
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
+const HEX32 = /^[0-9a-f]{32}$/;
+/** Most slots a slot file may have (params and result files alike). */
+export const MAX_SHM_SLOTS = 64;
 const CODE = /^[A-Z][A-Z0-9_]*$/;
 const KERNELS: readonly KernelName[] = KERNEL_NAMES;
 const isPow2 = (n: number) => n >= 1 && n <= 2 ** 31 && (n & (n - 1)) === 0;
@@ -92,7 +98,7 @@ export function validateMessage(raw: unknown, ctx: DecodeContext = {}, opts: Val
       const paramCount = int(raw, p, 'paramCount', 1, LIMITS.maxParamCount);
       const expected = paramLayout(model).total;
       if (paramCount !== expected) throw fieldError('welcome.paramCount', `${expected} (the parameter count of welcome.model)`, paramCount);
-      return {
+      const m: WelcomeMessage = {
         ...base,
         type,
         workerId: str(raw, p, 'workerId', 1, LIMITS.id),
@@ -108,37 +114,38 @@ export function validateMessage(raw: unknown, ctx: DecodeContext = {}, opts: Val
         },
         paramCount,
       };
+      if (has(raw, 'shm')) {
+        const shm = obj(raw, p, 'shm');
+        const dir = str(shm, 'welcome.shm', 'dir', 1, LIMITS.dataRef);
+        if (!dir.startsWith('/') || dir.split('/').includes('..')) throw fieldError('welcome.shm.dir', 'an absolute directory path without ".." segments', dir);
+        m.shm = {
+          dir,
+          nonce: str(shm, 'welcome.shm', 'nonce', 32, 32, HEX32, '32 lower-case hex digits'),
+          resultSlots: int(shm, 'welcome.shm', 'resultSlots', 1, MAX_SHM_SLOTS),
+        };
+      }
+      return m;
     }
-    case 'ready':
-      return {
+    case 'ready': {
+      const m: ReadyMessage = {
         ...base,
         type,
         fingerprint: str(raw, p, 'fingerprint', 64, 64, HEX64, '64 lower-case hex digits'),
         loadMs: num(raw, p, 'loadMs', 0),
       };
+      if (has(raw, 'shm')) m.shm = bool(raw, p, 'shm');
+      return m;
+    }
+    case 'params_ref':
+      return { ...base, type, version: int(raw, p, 'version'), slot: int(raw, p, 'slot', 0, MAX_SHM_SLOTS - 1), seq: evenSeq(raw, p) };
     case 'params': {
       const version = int(raw, p, 'version');
       return { ...base, type, version, data: checkFloats(raw.data, 'params.data', ctx, ctx.receiverScansParams ? { ...opts, checkFinite: false } : opts) };
     }
-    case 'result': {
-      const nodeLo = int(raw, p, 'nodeLo');
-      const nodeSize = int(raw, p, 'nodeSize', 1, 2 ** 31);
-      if (!isPow2(nodeSize)) throw fieldError('result.nodeSize', 'a power of two in [1, 2147483648]', nodeSize);
-      if (nodeLo % nodeSize !== 0) throw fieldError('result.nodeLo', `a multiple of nodeSize ${nodeSize}`, nodeLo);
-      const samples = int(raw, p, 'samples', 1);
-      return {
-        ...base,
-        type,
-        step: int(raw, p, 'step'),
-        nodeLo,
-        nodeSize,
-        samples,
-        lossSum: num(raw, p, 'lossSum'),
-        correct: int(raw, p, 'correct', 0, samples),
-        computeMs: num(raw, p, 'computeMs', 0),
-        grad: checkFloats(raw.grad, 'result.grad', ctx, ctx.receiverScansResults ? { ...opts, checkFinite: false } : opts),
-      };
-    }
+    case 'result':
+      return { ...base, type, ...resultFields(raw, p), grad: checkFloats(raw.grad, 'result.grad', ctx, ctx.receiverScansResults ? { ...opts, checkFinite: false } : opts) };
+    case 'result_ref':
+      return { ...base, type, ...resultFields(raw, p), slot: int(raw, p, 'slot', 0, MAX_SHM_SLOTS - 1), seq: evenSeq(raw, p) };
     case 'task':
       return checkTask(raw, ctx);
     case 'heartbeat': {
@@ -160,6 +167,31 @@ export function validateMessage(raw: unknown, ctx: DecodeContext = {}, opts: Val
     case 'bye':
       return { ...base, type, reason: str(raw, p, 'reason', 0, LIMITS.byeReason) };
   }
+}
+
+/** The fields a result and a result_ref share. */
+function resultFields(raw: Obj, p: string): Omit<ResultMessage, 'type' | 'v' | 'grad'> {
+  const nodeLo = int(raw, p, 'nodeLo');
+  const nodeSize = int(raw, p, 'nodeSize', 1, 2 ** 31);
+  if (!isPow2(nodeSize)) throw fieldError(`${p}.nodeSize`, 'a power of two in [1, 2147483648]', nodeSize);
+  if (nodeLo % nodeSize !== 0) throw fieldError(`${p}.nodeLo`, `a multiple of nodeSize ${nodeSize}`, nodeLo);
+  const samples = int(raw, p, 'samples', 1);
+  return {
+    step: int(raw, p, 'step'),
+    nodeLo,
+    nodeSize,
+    samples,
+    lossSum: num(raw, p, 'lossSum'),
+    correct: int(raw, p, 'correct', 0, samples),
+    computeMs: num(raw, p, 'computeMs', 0),
+  };
+}
+
+/** A slot sequence number: even (an odd one marks a write in progress), ≥ 2. */
+function evenSeq(raw: Obj, p: string): number {
+  const seq = int(raw, p, 'seq', 2);
+  if (seq % 2 !== 0) throw fieldError(`${p}.seq`, 'an even integer in [2, 4294967295] (odd marks a write in progress)', seq);
+  return seq;
 }
 
 function checkModel(model: unknown): ModelSpec {

@@ -1,10 +1,14 @@
 import { type Dataset, DptrainError, LeafComputer, alignedNodes, firstNonFinite, kernelsForModel, runSeeds, treeBuffers } from '@dptrain/core';
-import { ProtocolError, ResultFrame, type TaskMessage, type WelcomeMessage } from '@dptrain/protocol';
+import { ProtocolError, ResultFrame, type ResultMessage, type TaskMessage, type WelcomeMessage } from '@dptrain/protocol';
 import type { FaultInjector } from './test-fault.js';
 
 /** One encoded result frame, with what it reports (for logs and summaries). */
 export interface NodeResult {
   frame: Uint8Array;
+  /** The result's fields (what the frame's header says). */
+  header: Omit<ResultMessage, 'type' | 'v' | 'grad'>;
+  /** The gradient (the frame's payload, a view: valid until release()). */
+  grad: Float32Array;
   nodeLo: number;
   nodeSize: number;
   samples: number;
@@ -85,13 +89,14 @@ export class TaskRunner {
         if (this.pool.length < 4) this.pool.push(rf);
         throw new DptrainError('E_NONFINITE', `step ${task.step}, node (${node.lo}, ${node.size}): ${bad}`);
       }
-      const frame = rf.finish({ step: task.step, nodeLo: node.lo, nodeSize: node.size, samples: st.samples, lossSum: st.lossSum, correct: st.correct, computeMs });
+      const header = { step: task.step, nodeLo: node.lo, nodeSize: node.size, samples: st.samples, lossSum: st.lossSum, correct: st.correct, computeMs };
+      const frame = rf.finish(header);
       let released = false;
       const release = () => {
         if (!released && this.pool.length < 4) this.pool.push(rf);
         released = true;
       };
-      yield { frame, nodeLo: node.lo, nodeSize: node.size, samples: st.samples, computeMs, release };
+      yield { frame, header, grad: rf.grad, nodeLo: node.lo, nodeSize: node.size, samples: st.samples, computeMs, release };
     }
   }
 }

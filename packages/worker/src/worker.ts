@@ -22,7 +22,11 @@ import {
 import WebSocket from 'ws';
 import { Backoff, type ReconnectOptions, validateReconnect } from './backoff.js';
 import { DataCache } from './data-cache.js';
-import { TaskRunner } from './compute.js';
+import { type NodeResult, TaskRunner } from './compute.js';
+import { ShmClient } from './shm-client.js';
+
+/** Shared-memory failures after which a worker declines further offers. */
+const SHM_MAX_FAILURES = 3;
 import { FaultInjector, type TestFault } from './test-fault.js';
 
 export interface WorkerOptions {
@@ -40,6 +44,12 @@ export interface WorkerOptions {
   ca?: string | Buffer;
   /** TEST-ONLY fault hook (see test-fault.ts): inert unless given. */
   testFault?: TestFault;
+  /**
+   * Take a coordinator's offer of the shared-memory data plane when it runs on this host
+   * (default true): params and gradients then travel through files in /dev/shm, the
+   * socket carries only small messages. After 3 failures of it the worker declines it.
+   */
+  sharedMemory?: boolean;
 }
 
 /** What a worker did, returned when the run is over or the worker was closed. */
@@ -98,6 +108,8 @@ function kernelNames(): string[] {
  */
 export class Worker {
   private readonly opts: Required<Omit<WorkerOptions, 'token' | 'reconnect' | 'ca' | 'testFault'>> & { token?: string; ca?: string | Buffer };
+  /** Sessions whose shared-memory data plane failed; from SHM_MAX_FAILURES on, offers are declined. */
+  private shmFailures = 0;
   private readonly fault: FaultInjector | undefined;
   private readonly backoff: Backoff;
   private readonly data: DataCache;
@@ -115,7 +127,8 @@ export class Worker {
       throw new ConfigError('name', `expected 1 to ${LIMITS.workerName} bytes, got ${JSON.stringify(name)}`);
     }
     if (opts.ca !== undefined && typeof opts.ca !== 'string' && !Buffer.isBuffer(opts.ca)) throw new ConfigError('ca', 'expected PEM text (a string or a Buffer)');
-    this.opts = { url: opts.url, name, token: opts.token, ca: opts.ca, loadData: opts.loadData, log: opts.log ?? (() => {}) };
+    if (opts.sharedMemory !== undefined && typeof opts.sharedMemory !== 'boolean') throw new ConfigError('sharedMemory', `expected true or false, got ${JSON.stringify(opts.sharedMemory)}`);
+    this.opts = { url: opts.url, name, token: opts.token, ca: opts.ca, loadData: opts.loadData, log: opts.log ?? (() => {}), sharedMemory: opts.sharedMemory ?? true };
     this.fault = opts.testFault ? new FaultInjector(opts.testFault, name) : undefined;
     this.backoff = new Backoff(validateReconnect(opts.reconnect, process.pid >>> 0));
     this.data = new DataCache(opts.loadData);
@@ -175,6 +188,23 @@ export class Worker {
     ws.send(encode(msg), { binary: true });
   }
 
+  /**
+   * Send a result through shared memory: the gradient into the next slot of the result
+   * file, a result_ref through the socket. False if the write failed (the caller then
+   * sends the whole frame: the coordinator accepts both).
+   */
+  private sendRef(ws: WebSocket, shm: ShmClient, r: NodeResult): boolean {
+    let ref: { slot: number; seq: number };
+    try {
+      ref = shm.writeResult(r.header.step, r.grad);
+    } catch (e) {
+      this.opts.log(`writing a result to shared memory failed (${(e as Error).message}); sent through the socket`);
+      return false;
+    }
+    this.send(ws, { type: 'result_ref', ...r.header, ...ref });
+    return true;
+  }
+
   /** One connection, from connect to close. Never rejects. */
   private session(): Promise<SessionEnd> {
     const { url, name, token, ca, log } = this.opts;
@@ -192,6 +222,10 @@ export class Worker {
       this.ws = ws;
       let welcome: WelcomeMessage | undefined;
       let runner: TaskRunner | undefined;
+      let shm: ShmClient | undefined;
+      let paramsScratch: Float32Array | undefined;
+      /** Why the shared-memory data plane failed in this session (the session then ends as lost, and is retried). */
+      let shmBroken: string | undefined;
       let ctx: DecodeContext = { accept: COORDINATOR_MESSAGE_TYPES };
       let bye: string | undefined;
       let peerError: ErrorMessage | undefined;
@@ -206,6 +240,18 @@ export class Worker {
         fatal = err;
         if (ws.readyState === WebSocket.OPEN) {
           ws.send(encode(toErrorMessage(err, { fatal: true })), { binary: true }, () => ws.close(closeCode, truncate(err.message)));
+        } else ws.terminate();
+      };
+
+      /** The shared-memory data plane failed: say so, close with 4006, and rejoin (over the socket alone after repeated failures). */
+      const breakShm = (err: Error) => {
+        if (fatal || shmBroken !== undefined) return;
+        shmBroken = err.message;
+        this.shmFailures++;
+        log(`shared memory failed (${err.message}); reconnecting${this.shmFailures >= SHM_MAX_FAILURES ? ' without it' : ''}`);
+        if (ws.readyState === WebSocket.OPEN) {
+          this.send(ws, { type: 'error', code: 'E_SHM', message: truncateUtf8(err.message, LIMITS.errorMessage), fatal: true });
+          ws.close(CLOSE_CODES.SHM_FAILED, truncate(`E_SHM: ${err.message}`));
         } else ws.terminate();
       };
 
@@ -226,7 +272,15 @@ export class Worker {
         runner = new TaskRunner(m, loaded.split.train, this.fault);
         // params are scanned for NaN/±Infinity by TaskRunner.setParams, in kernel memory after its copy
         ctx = { accept: COORDINATOR_MESSAGE_TYPES, paramCount: m.paramCount, leafSize: m.run.leafSize, datasetSize: loaded.split.train.n, maxIndices: 1 << 24, receiverScansParams: true };
-        this.send(ws, { type: 'ready', fingerprint: loaded.fingerprint, loadMs: loaded.loadMs });
+        if (m.shm && this.opts.sharedMemory && this.shmFailures < SHM_MAX_FAILURES) {
+          try {
+            shm = ShmClient.open(m.shm, m.workerId, m.paramCount);
+            log(`using the coordinator's shared memory (${m.shm.dir})`);
+          } catch (e) {
+            log(`not using the coordinator's shared memory: ${(e as Error).message}`);
+          }
+        }
+        this.send(ws, { type: 'ready', fingerprint: loaded.fingerprint, loadMs: loaded.loadMs, ...(shm ? { shm: true } : {}) });
         log(`ready: ${loaded.split.train.n} training samples, fingerprint ${loaded.fingerprint.slice(0, 12)}…`);
       };
 
@@ -240,6 +294,18 @@ export class Worker {
             if (!runner) throw new ProtocolError('E_STATE', 'params before the worker is ready');
             runner.setParams(m.version, m.data);
             return;
+          case 'params_ref': {
+            if (!runner) throw new ProtocolError('E_STATE', 'params_ref before the worker is ready');
+            if (!shm) throw new ProtocolError('E_STATE', 'params_ref to a worker that did not take the shared-memory offer');
+            const dst = (paramsScratch ??= new Float32Array(runner.paramCount));
+            try {
+              shm.readParams(m, dst);
+            } catch (e) {
+              return breakShm(e as Error);
+            }
+            runner.setParams(m.version, dst);
+            return;
+          }
           case 'task': {
             if (!runner) throw new ProtocolError('E_STATE', 'task before the worker is ready');
             lastStep = m.step;
@@ -250,7 +316,8 @@ export class Worker {
                   r.release();
                   return;
                 }
-                ws.send(r.frame, { binary: true }, r.release);
+                if (shm && this.sendRef(ws, shm, r)) r.release();
+                else ws.send(r.frame, { binary: true }, r.release);
                 this.summary.results++;
                 this.summary.samples += r.samples;
                 this.summary.computeMs += r.computeMs;
@@ -318,8 +385,11 @@ export class Worker {
 
       ws.on('close', (code: number, reasonBuf: Buffer) => {
         this.ws = undefined;
+        shm?.close();
         const reason = reasonBuf.toString() || lastError || `close code ${code}`;
         if (fatal) return resolve({ kind: 'fatal', error: fatal });
+        if (shmBroken !== undefined) return resolve({ kind: 'lost', welcomed: true, reason: `E_SHM: ${shmBroken}` });
+        if (code === CLOSE_CODES.SHM_FAILED) this.shmFailures++;
         if (this.closed) return resolve({ kind: 'finished', reason: 'closed' });
         // a bye from the coordinator (run finished, coordinator stopping) ends this worker;
         // a connection lost without one (the coordinator crashed) is retried

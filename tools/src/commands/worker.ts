@@ -14,6 +14,7 @@ interface WorkerFlags {
   ca?: string;
   maxRetries?: string;
   quiet?: boolean;
+  shm?: boolean;
 }
 
 /** The PEM file of --ca; unreadable or not PEM is a ConfigError naming the flag and the file. */
@@ -43,6 +44,7 @@ export function workerCommand(): Command {
     .option('--token <secret>', `shared secret, if the coordinator requires one (default: $${TOKEN_ENV})`)
     .option('--ca <file>', "trust this CA certificate (PEM) for wss://, e.g. the coordinator's self-signed certificate")
     .option('--max-retries <n>', 'reconnect attempts after a lost connection before giving up (default: unlimited)')
+    .option('--no-shm', "do not use the coordinator's shared memory even when it runs on this host")
     .option('--quiet', 'print only errors')
     .action(async (o: WorkerFlags) => {
       if (!/^wss?:\/\/[^/\s]+/.test(o.connect)) throw new ConfigError('--connect', `expected ws://HOST:PORT or wss://HOST:PORT, got ${JSON.stringify(o.connect)}`);
@@ -62,6 +64,7 @@ export function workerCommand(): Command {
         ca,
         testFault,
         reconnect: { maxAttempts },
+        sharedMemory: o.shm !== false,
         loadData: async (ref) => (await loadDataset(o.data ?? ref)).split,
         log: o.quiet ? () => {} : log,
       });

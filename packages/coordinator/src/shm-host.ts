@@ -1,0 +1,166 @@
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, readSync, readdirSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { ProtocolError, type ShmOffer, SlotReader, type SlotIo, SlotWriter, fileHeader, slotFileBytes } from '@dptrain/protocol';
+
+/** Slots of the params file: versions alternate between them. */
+const PARAMS_SLOTS = 2;
+/** Slots of each worker's result file (a ring; a slot is rewritten after this many results). */
+export const RESULT_SLOTS = 4;
+const PREFIX = 'dptrain-';
+
+/** pread/pwrite of whole ranges on a file descriptor (short transfers are retried until 0). */
+export function fdSlotIo(fd: number): SlotIo {
+  const whole = (op: (fd: number, b: Uint8Array, off: number, len: number, pos: number) => number) => (b: Uint8Array, pos: number) => {
+    let done = 0;
+    for (let n = 1; done < b.byteLength && n > 0; done += n) n = op(fd, b, done, b.byteLength - done, pos + done);
+    return done;
+  };
+  return { read: whole(readSync), write: whole(writeSync) };
+}
+
+interface WorkerFile {
+  fd: number;
+  path: string;
+  reader: SlotReader;
+}
+
+/**
+ * The coordinator's side of the shared-memory data plane (PROTOCOL.md §3.10): a private
+ * directory under `root` (default /dev/shm) holding the params file, written once per
+ * version, and one result file per worker that took the offer. Files are created 0600, so
+ * only processes of the same user on this host can open them; the nonce in each header
+ * proves to a worker that it opened the files of this run.
+ */
+export class ShmHost {
+  readonly offer: ShmOffer;
+  private readonly paramsFd: number;
+  private readonly params: SlotWriter;
+  private readonly workers = new Map<string, WorkerFile>();
+  private written: { version: number; slot: number; seq: number } | undefined;
+  private closed = false;
+
+  private constructor(
+    readonly dir: string,
+    readonly paramCount: number,
+  ) {
+    const nonce = randomBytes(16).toString('hex');
+    this.offer = { dir, nonce, resultSlots: RESULT_SLOTS };
+    this.paramsFd = this.createFile('params', PARAMS_SLOTS);
+    this.params = new SlotWriter(fdSlotIo(this.paramsFd), paramCount, PARAMS_SLOTS);
+  }
+
+  /**
+   * A host in a fresh directory under `root`, or an Error saying why there can be none (no
+   * such directory, not writable, out of space): the caller then keeps to the socket.
+   * Directories left by coordinators that died (their pid is gone) are removed first.
+   */
+  static create(root: string, paramCount: number): ShmHost | Error {
+    try {
+      if (!existsSync(root)) return new Error(`${root} does not exist`);
+      sweepStale(root);
+      const dir = mkdtempSync(join(root, `${PREFIX}${process.pid}-`));
+      try {
+        return new ShmHost(dir, paramCount);
+      } catch (e) {
+        rmSync(dir, { recursive: true, force: true });
+        throw e;
+      }
+    } catch (e) {
+      return e instanceof Error ? e : new Error(String(e));
+    }
+  }
+
+  /** Write the params of `version` (once per version; later calls return the same slot). Throws E_SHM on a failed write. */
+  writeParams(version: number, params: Float32Array): { slot: number; seq: number } {
+    const w = this.written;
+    if (w && w.version === version) return { slot: w.slot, seq: w.seq };
+    const slot = version % PARAMS_SLOTS;
+    this.written = undefined;
+    const seq = this.params.write(slot, version, params);
+    this.written = { version, slot, seq };
+    return { slot, seq };
+  }
+
+  /** Create the result file of `workerId` (before the welcome that offers it). */
+  addWorker(workerId: string): void {
+    this.removeWorker(workerId);
+    const name = `${workerId}.res`;
+    const fd = this.createFile(name, RESULT_SLOTS);
+    this.workers.set(workerId, { fd, path: join(this.dir, name), reader: new SlotReader(fdSlotIo(fd), this.paramCount, RESULT_SLOTS) });
+  }
+
+  hasWorker(workerId: string): boolean {
+    return this.workers.has(workerId);
+  }
+
+  /** Read the gradient a result_ref names into `dst`; throws E_SHM if the slot does not hold that write. */
+  readResult(workerId: string, slot: number, seq: number, step: number, dst: Float32Array): void {
+    const f = this.workers.get(workerId);
+    if (!f) throw new ProtocolError('E_SHM', `worker ${workerId} has no result file`);
+    f.reader.read(slot, seq, step, dst);
+  }
+
+  /** Close and delete the result file of `workerId` (its session ended or it declined the offer). */
+  removeWorker(workerId: string): void {
+    const f = this.workers.get(workerId);
+    if (!f) return;
+    this.workers.delete(workerId);
+    closeQuietly(f.fd);
+    rmSync(f.path, { force: true });
+  }
+
+  /** Close every file and delete the directory. Safe to call twice. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const id of [...this.workers.keys()]) this.removeWorker(id);
+    closeQuietly(this.paramsFd);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private createFile(name: string, slots: number): number {
+    const fd = openSync(join(this.dir, name), 'wx+', 0o600);
+    try {
+      const header = fileHeader(this.offer.nonce, this.paramCount, slots);
+      if (writeSync(fd, header, 0, header.byteLength, 0) !== header.byteLength) throw new Error(`short write of the header of ${name}`);
+      ftruncateSync(fd, slotFileBytes(this.paramCount, slots));
+      return fd;
+    } catch (e) {
+      closeQuietly(fd);
+      throw e;
+    }
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed
+  }
+}
+
+/** Remove dptrain-<pid>-* directories under `root` whose coordinator process no longer exists. */
+function sweepStale(root: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(root);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = /^dptrain-(\d+)-/.exec(name);
+    if (!m || Number(m[1]) === process.pid || alive(Number(m[1]))) continue;
+    rmSync(join(root, name), { recursive: true, force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

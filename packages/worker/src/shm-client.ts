@@ -1,0 +1,77 @@
+import { closeSync, constants, openSync, readSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { type ParamsRefMessage, type ShmOffer, SlotReader, type SlotIo, SlotWriter, checkFileHeader } from '@dptrain/protocol';
+
+/** Slots of the coordinator's params file (versions alternate between them). */
+const PARAMS_SLOTS = 2;
+
+/** pread/pwrite of whole ranges on a file descriptor (short transfers are retried until 0). */
+function fdSlotIo(fd: number): SlotIo {
+  const whole = (op: (fd: number, b: Uint8Array, off: number, len: number, pos: number) => number) => (b: Uint8Array, pos: number) => {
+    let done = 0;
+    for (let n = 1; done < b.byteLength && n > 0; done += n) n = op(fd, b, done, b.byteLength - done, pos + done);
+    return done;
+  };
+  return { read: whole(readSync), write: whole(writeSync) };
+}
+
+/**
+ * The worker's side of the shared-memory data plane (PROTOCOL.md §3.10): the run's params
+ * file, read-only, and this worker's result file, written as a ring of slots. open()
+ * succeeds only if both files carry the nonce of the offer, so a worker on another host,
+ * or one pointed at files of another run, declines and keeps to the socket; nothing is
+ * ever written to a file whose header was not checked.
+ */
+export class ShmClient {
+  private readonly params: SlotReader;
+  private readonly results: SlotWriter;
+  private next = 0;
+
+  private constructor(
+    private readonly fds: number[],
+    paramCount: number,
+    readonly resultSlots: number,
+  ) {
+    this.params = new SlotReader(fdSlotIo(fds[0]!), paramCount, PARAMS_SLOTS);
+    this.results = new SlotWriter(fdSlotIo(fds[1]!), paramCount, resultSlots);
+  }
+
+  /** Open the files of `offer` for `workerId`; throws (E_SHM, or the file system's error) when they cannot be used. */
+  static open(offer: ShmOffer, workerId: string, paramCount: number): ShmClient {
+    if (!/^[A-Za-z0-9_.-]+$/.test(workerId) || workerId.startsWith('.')) throw new Error(`worker id ${JSON.stringify(workerId)} cannot name a file`);
+    const fds: number[] = [];
+    try {
+      // O_NOFOLLOW: never through a symbolic link planted in the directory
+      fds.push(openSync(join(offer.dir, 'params'), constants.O_RDONLY | constants.O_NOFOLLOW));
+      checkFileHeader(fdSlotIo(fds[0]!), offer.nonce, paramCount, PARAMS_SLOTS);
+      fds.push(openSync(join(offer.dir, `${workerId}.res`), constants.O_RDWR | constants.O_NOFOLLOW));
+      checkFileHeader(fdSlotIo(fds[1]!), offer.nonce, paramCount, offer.resultSlots);
+      return new ShmClient(fds, paramCount, offer.resultSlots);
+    } catch (e) {
+      for (const fd of fds) closeSync(fd);
+      throw e;
+    }
+  }
+
+  /** Read the params a params_ref names into `dst`; throws E_SHM if the slot no longer holds them. */
+  readParams(ref: Pick<ParamsRefMessage, 'version' | 'slot' | 'seq'>, dst: Float32Array): void {
+    this.params.read(ref.slot, ref.seq, ref.version, dst);
+  }
+
+  /** Write a gradient of `step` into the next slot of the ring; returns the slot and seq for the result_ref. */
+  writeResult(step: number, grad: Float32Array): { slot: number; seq: number } {
+    const slot = this.next;
+    this.next = (slot + 1) % this.resultSlots;
+    return { slot, seq: this.results.write(slot, step, grad) };
+  }
+
+  close(): void {
+    for (const fd of this.fds.splice(0)) {
+      try {
+        closeSync(fd);
+      } catch {
+        // already closed
+      }
+    }
+  }
+}
