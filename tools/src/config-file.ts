@@ -52,6 +52,7 @@ export const ConfigFileSchema = z
     stepTimeout: int(),
     dashboard: z.boolean(),
     shm: z.boolean(),
+    balance: z.enum(['speed', 'even']),
   })
   .partial()
   .strict();

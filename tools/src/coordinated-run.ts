@@ -106,6 +106,7 @@ export async function coordinatedRun(plan: RunPlan, progress: Progress, opts: Co
     stepTimeoutMs: s.stepTimeoutMs,
     observer: s.dashboard,
     sharedMemory: s.sharedMemory,
+    balance: s.balance,
   });
   let workers: LocalWorkers | undefined;
   let failed: ((e: Error) => void) | undefined;

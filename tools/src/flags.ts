@@ -35,6 +35,7 @@ const FLAGS: Record<string, string> = {
   stepTimeout: '--step-timeout',
   dashboard: '--no-dashboard',
   shm: '--no-shm',
+  balance: '--balance',
 };
 
 /** The flag of a setting key ('batchSize' → '--batch-size'). */

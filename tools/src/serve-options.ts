@@ -25,12 +25,14 @@ export interface ServePlan {
   dashboard: boolean;
   /** Offer local workers the shared-memory data plane. */
   sharedMemory: boolean;
+  /** How each step's leaves are split over the workers. */
+  balance: 'speed' | 'even';
 }
 
 /** The serve settings of a command line (absent keys: not given). */
 export type ServeSettings = Pick<
   FileConfig,
-  'checkpointEvery' | 'checkpointEverySec' | 'resume' | 'token' | 'allowInsecure' | 'tlsCert' | 'tlsKey' | 'nonFinite' | 'maxRetries' | 'stepTimeout' | 'dashboard' | 'shm'
+  'checkpointEvery' | 'checkpointEverySec' | 'resume' | 'token' | 'allowInsecure' | 'tlsCert' | 'tlsKey' | 'nonFinite' | 'maxRetries' | 'stepTimeout' | 'dashboard' | 'shm' | 'balance'
 >;
 
 /** The environment variable holding the token when --token is not given. */
@@ -47,6 +49,10 @@ export function serveFlagSettings(cmd: Command, given: Set<string>): ServeSettin
   if (has('allowInsecure')) s.allowInsecure = true;
   if (has('dashboard')) s.dashboard = o.dashboard !== false;
   if (has('shm')) s.shm = o.shm !== false;
+  if (has('balance')) {
+    if (o.balance !== 'speed' && o.balance !== 'even') throw new ConfigError('--balance', `expected speed or even, got ${JSON.stringify(o.balance)}`);
+    s.balance = o.balance;
+  }
   if (has('nonFinite')) {
     if (o.nonFinite !== 'stop' && o.nonFinite !== 'skip') throw new ConfigError('--non-finite', `expected stop or skip, got ${JSON.stringify(o.nonFinite)}`);
     s.nonFinite = o.nonFinite;
@@ -92,6 +98,7 @@ export async function resolveServePlan(s: ServeSettings, tokenFlagGiven: boolean
     maxRetries: intIn('maxRetries', s.maxRetries ?? 3, 0, 1000),
     dashboard: s.dashboard !== false,
     sharedMemory: s.shm !== false,
+    balance: s.balance ?? 'speed',
   };
   if (!Number.isFinite(plan.checkpointEverySec) || plan.checkpointEverySec < 0 || plan.checkpointEverySec > 1e9) {
     throw new ConfigError('checkpointEverySec', `expected a number of seconds in [0, 1e9] (0: never), got ${plan.checkpointEverySec}`);

@@ -8,15 +8,35 @@ export interface LeafRange {
 
 /**
  * Split leaves [0, L) over `workers` workers in order: active = min(workers, L), and
- * worker i < active gets [floor(i·L/active), floor((i+1)·L/active)). Workers beyond
- * `active` get nothing (the returned array has `active` entries).
+ * worker i < active gets a contiguous block of at least one leaf. Without `weights` the
+ * blocks are even: [floor(i·L/active), floor((i+1)·L/active)). With `weights` (one positive
+ * finite number per worker, e.g. its measured samples per ms) worker i's block ends at
+ * floor(L·(w₀+…+wᵢ)/Σw), so a worker twice as fast gets about twice the leaves; equal
+ * weights give the even split. Workers beyond `active` get nothing (the returned array has
+ * `active` entries). The split never changes the result: every canonical node is summed in
+ * the same tree whoever computes it.
  */
-export function assignLeaves(workers: number, L: number): LeafRange[] {
+export function assignLeaves(workers: number, L: number, weights?: readonly number[]): LeafRange[] {
   if (!Number.isInteger(workers) || workers < 1) throw new RangeError(`workers must be a positive integer, got ${workers}`);
   if (!Number.isInteger(L) || L < 1) throw new RangeError(`leaf count must be a positive integer, got ${L}`);
+  if (weights !== undefined) {
+    if (weights.length !== workers) throw new RangeError(`expected ${workers} weights, got ${weights.length}`);
+    const bad = weights.findIndex((w) => !(w > 0) || !Number.isFinite(w));
+    if (bad >= 0) throw new RangeError(`weights[${bad}] must be a positive finite number, got ${weights[bad]}`);
+  }
   const active = Math.min(workers, L);
+  const w = weights?.slice(0, active) ?? new Array<number>(active).fill(1);
+  const total = w.reduce((a, b) => a + b, 0);
   const out: LeafRange[] = [];
-  for (let i = 0; i < active; i++) out.push({ leafLo: Math.floor((i * L) / active), leafHi: Math.floor(((i + 1) * L) / active) });
+  let lo = 0;
+  let cum = 0;
+  for (let i = 0; i < active; i++) {
+    cum += w[i];
+    // at least one leaf each, and room for one leaf for every worker after this one
+    const hi = i === active - 1 ? L : Math.min(L - (active - 1 - i), Math.max(lo + 1, Math.floor((L * cum) / total)));
+    out.push({ leafLo: lo, leafHi: hi });
+    lo = hi;
+  }
   return out;
 }
 

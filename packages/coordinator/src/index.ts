@@ -8,7 +8,7 @@ export { CheckpointStore, FINAL_CHECKPOINT, LATEST_CHECKPOINT, PREVIOUS_CHECKPOI
 export { resumeStateFrom } from './resume.js';
 export type { ResumeState } from './resume.js';
 export { RoundMachine } from './machine.js';
-export type { MachineOptions, MachineOutput, MachineState, NonFinitePolicy, Refusal, WelcomeInit, WorkerHello } from './machine.js';
+export type { Balance, MachineOptions, MachineOutput, MachineState, NonFinitePolicy, Refusal, WelcomeInit, WorkerHello } from './machine.js';
 export { Round } from './round.js';
 export type { ResultHandling, ResultInit, TaskInit, Verdict } from './round.js';
 export { BufferPool } from './buffer-pool.js';

@@ -73,7 +73,17 @@ export interface MachineOptions {
   stepTimeoutMinMs?: number;
   /** Continue a run from this state (see resumeStateFrom) instead of step 0; excludes initParams. */
   resume?: ResumeState;
+  /**
+   * How a step's leaves are split over its workers: 'speed' (default) in proportion to each
+   * worker's measured compute speed (samples per ms, smoothed over steps), so a faster
+   * worker gets more leaves and the step waits less for the slowest; 'even' in equal
+   * blocks. The weights do not depend on the split (see assignLeaves).
+   */
+  balance?: Balance;
 }
+
+/** See MachineOptions.balance. */
+export type Balance = 'speed' | 'even';
 
 /** See MachineOptions.nonFinitePolicy. */
 export type NonFinitePolicy = 'stop' | 'skip';

@@ -40,10 +40,34 @@ describe('RoundMachine', () => {
     expect(ws).toEqual(ws.map((_, i) => ((i + 1) % 5 === 0 ? 1 : Math.min(W, 6))));
   });
 
+  it.each(['speed', 'even'] as const)('balance %s: a worker 3× faster gets more leaves (speed) or the same (even); the weights do not change', (balance) => {
+    const h = new Harness(cfg, { balance });
+    const fast = h.add();
+    const slow = h.add();
+    h.msPerSample.set(fast, 1);
+    h.msPerSample.set(slow, 3);
+    h.m.start();
+    h.run(new Rng(7));
+    expect(h.finished).toBe(true);
+    same(h.m.params, ref.result.params);
+    // full batches have 6 leaves: even 3 + 3; by speed (3:1) floor(6·3/4) = 4 + 2, from the second step on
+    const full = h.tasks().filter((t) => t.task.leafCount === 6);
+    const leaves = (id: string, step: number) => full.filter((t) => t.to === id && t.task.step === step).reduce((a, t) => a + t.task.leafHi - t.task.leafLo, 0);
+    expect([leaves(fast, 0), leaves(slow, 0)]).toEqual([3, 3]);
+    const later = [...new Set(full.map((t) => t.task.step))].filter((s) => s > 0);
+    expect(later.length).toBeGreaterThan(3);
+    for (const step of later) expect([leaves(fast, step), leaves(slow, step)]).toEqual(balance === 'speed' ? [4, 2] : [3, 3]);
+  });
+
+  it('refuses an unknown balance', () => {
+    expect(() => new Harness(cfg, { balance: 'fair' as 'even' })).toThrow(/balance: expected "speed" or "even", got "fair"/);
+  });
+
   it.each([1, 3])('sums owned results in place (no reduction buffer at all) and pools copied ones, bit-identically (%i workers)', (W) => {
-    const owned = new Harness(cfg);
+    // an even split: the same nodes every step (a split that follows speeds may need more buffers when it changes)
+    const owned = new Harness(cfg, { balance: 'even' });
     owned.handling = { owned: true, checked: true };
-    const copied = new Harness(cfg);
+    const copied = new Harness(cfg, { balance: 'even' });
     for (const h of [owned, copied]) {
       for (let i = 0; i < W; i++) h.add();
       h.m.start();
@@ -251,7 +275,8 @@ describe('RoundMachine', () => {
 
   it('reports step phases and evaluates every evalEvery steps and at epoch ends', () => {
     let t = 0;
-    const h = new Harness(cfg, { clock: () => (t += 1) });
+    // an even split, so that each worker's part is the same two nodes every step
+    const h = new Harness(cfg, { clock: () => (t += 1), balance: 'even' });
     h.m.start();
     h.add();
     h.add();

@@ -27,13 +27,16 @@ import {
 import type { RunEventInit, WorkerInfo } from '@dptrain/protocol';
 import { encodeFinalCheckpoint } from './checkpoint-io.js';
 import { StepDeadline } from './deadline.js';
-import type { MachineOptions, MachineOutput, MachineState, NonFinitePolicy, Refusal, WelcomeInit } from './machine-io.js';
+import type { Balance, MachineOptions, MachineOutput, MachineState, NonFinitePolicy, Refusal, WelcomeInit } from './machine-io.js';
 import { Membership, type WorkerHello } from './membership.js';
 import { RoundTiming } from './round-timing.js';
 import { BufferPool } from './buffer-pool.js';
 import { type ResultHandling, type ResultInit, Round, type TaskInit, type Verdict } from './round.js';
 
-export type { MachineOptions, MachineOutput, MachineState, NonFinitePolicy, Refusal, WelcomeInit } from './machine-io.js';
+export type { Balance, MachineOptions, MachineOutput, MachineState, NonFinitePolicy, Refusal, WelcomeInit } from './machine-io.js';
+
+/** Weight of the old speed estimate when a step's measurement comes in (the new one gets the rest). */
+const SPEED_KEEP = 0.7;
 export type { WorkerHello } from './membership.js';
 
 const posInt = (field: string, v: unknown, lo: number): number => {
@@ -64,6 +67,7 @@ export class RoundMachine {
   private readonly clock: () => number;
   private readonly stragglerMinMs: number;
   private readonly policy: NonFinitePolicy;
+  private readonly balance: Balance;
   private readonly maxRetries: number;
   private readonly deadline: StepDeadline;
   private readonly evalNet: Network;
@@ -130,6 +134,9 @@ export class RoundMachine {
     if (policy !== 'stop' && policy !== 'skip') throw new ConfigError('nonFinitePolicy', `expected "stop" or "skip", got ${JSON.stringify(policy)}`);
     this.policy = policy;
     this.maxRetries = posInt('maxRetries', opts.maxRetries ?? 3, 0);
+    const balance = opts.balance ?? 'speed';
+    if (balance !== 'speed' && balance !== 'even') throw new ConfigError('balance', `expected "speed" or "even", got ${JSON.stringify(balance)}`);
+    this.balance = balance;
     const fixed = opts.stepTimeoutMs === undefined ? undefined : posInt('stepTimeoutMs', opts.stepTimeoutMs, 1);
     this.deadline = new StepDeadline(fixed, posInt('stepTimeoutMinMs', opts.stepTimeoutMinMs ?? 10_000, 1));
     this.clock = opts.clock ?? (() => performance.now());
@@ -347,6 +354,8 @@ export class RoundMachine {
       this.timing.workerDone(id, t1);
       w.lastComputeMs = r.computeMs.get(id) ?? 0;
       w.lastSamplesPerSec = w.lastComputeMs > 0 ? ((r.samplesBy.get(id) ?? 0) * 1000) / w.lastComputeMs : 0;
+      const speed = w.lastSamplesPerSec / 1000;
+      if (speed > 0 && Number.isFinite(speed)) w.speed = w.speed > 0 ? SPEED_KEEP * w.speed + (1 - SPEED_KEEP) * speed : speed;
     }
     w.computeMsTotal += res.computeMs;
     if (v.complete) this.finishRound();
@@ -491,7 +500,7 @@ export class RoundMachine {
     this.round = r;
     this.members = ready;
     this.timing = new RoundTiming(start);
-    const tasks = r.assign(ready);
+    const tasks = r.assign(ready, this.weights(ready));
     // params then task, worker by worker: the first starts computing while the next is sent to
     for (const { workerId, task } of tasks) {
       this.broadcast([workerId]);
@@ -499,6 +508,22 @@ export class RoundMachine {
     }
     this.timing.sent = this.clock();
     for (const { workerId } of tasks) this.timing.gave(workerId, this.timing.sent);
+  }
+
+  /**
+   * Leaf weights of a step's workers under balance 'speed': each one's smoothed speed, a
+   * worker not measured yet counting as the median of the others (undefined: an even split,
+   * when nobody is measured or balance is 'even'). A weight is kept within 1/8 of the
+   * largest, so a worker measured in a bad moment still gets enough leaves to be measured again.
+   */
+  private weights(ids: readonly string[]): number[] | undefined {
+    if (this.balance === 'even' || ids.length < 2) return undefined;
+    const speeds = ids.map((id) => this.workers.get(id)!.speed);
+    const known = speeds.filter((s) => s > 0).sort((a, b) => a - b);
+    if (known.length === 0) return undefined;
+    const median = known[known.length >> 1];
+    const max = known[known.length - 1];
+    return speeds.map((s) => Math.max(s > 0 ? s : median, max / 8));
   }
 
   /** Send the current params to those of `ids` that lack this version. */

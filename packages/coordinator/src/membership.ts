@@ -28,6 +28,8 @@ export interface Member {
   /** Compute time of its part of the last step it finished, ms. */
   lastComputeMs: number;
   lastSamplesPerSec: number;
+  /** Compute speed, samples per ms, smoothed over the steps it finished (0: not measured yet). */
+  speed: number;
   /**
    * Missed a step deadline: its nodes were re-executed elsewhere, and it gets no new
    * leaves until it shows signs of life again (any result).
@@ -55,7 +57,7 @@ export class Membership {
   /** A new worker in state loading. */
   add(id: string, hello: WorkerHello, nowMs: number): Member {
     if (this.members.has(id)) throw new Error(`worker id ${id} is already in use`);
-    const m: Member = { id, hello, state: 'loading', version: -1, lastSeen: nowMs, computeMsTotal: 0, lastComputeMs: 0, lastSamplesPerSec: 0, lagging: false };
+    const m: Member = { id, hello, state: 'loading', version: -1, lastSeen: nowMs, computeMsTotal: 0, lastComputeMs: 0, lastSamplesPerSec: 0, speed: 0, lagging: false };
     this.members.set(id, m);
     return m;
   }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { ConfigError, type DatasetSplit, type RunConfig, validateRunConfig } from '@dptrain/core';
 import { LIMITS } from '@dptrain/protocol';
-import type { NonFinitePolicy } from './machine-io.js';
+import type { Balance, NonFinitePolicy } from './machine-io.js';
 
 /** Options of a Coordinator. */
 export interface CoordinatorOptions {
@@ -58,6 +58,8 @@ export interface CoordinatorOptions {
   sharedMemory?: boolean;
   /** Memory-backed directory for the slot files (default /dev/shm). */
   shmDir?: string;
+  /** Split each step's leaves in proportion to the workers' measured speed ('speed', default) or evenly ('even'). */
+  balance?: Balance;
 }
 
 export interface ResolvedOptions {
@@ -86,6 +88,7 @@ export interface ResolvedOptions {
   dashboardDir?: string;
   sharedMemory: boolean;
   shmDir: string;
+  balance: Balance;
 }
 
 const DEFAULTS = {
@@ -157,6 +160,7 @@ export function resolveOptions(o: CoordinatorOptions): ResolvedOptions {
   const maxConnections = int('maxConnections', o.maxConnections ?? DEFAULTS.maxConnections, 1, 1 << 20);
   if (o.observer !== undefined && typeof o.observer !== 'boolean') throw new ConfigError('observer', `expected true or false, got ${JSON.stringify(o.observer)}`);
   if (o.dashboardDir !== undefined && (typeof o.dashboardDir !== 'string' || o.dashboardDir.length === 0)) throw new ConfigError('dashboardDir', 'expected a directory path');
+  if (o.balance !== undefined && o.balance !== 'speed' && o.balance !== 'even') throw new ConfigError('balance', `expected "speed" or "even", got ${JSON.stringify(o.balance)}`);
   if (o.sharedMemory !== undefined && typeof o.sharedMemory !== 'boolean') throw new ConfigError('sharedMemory', `expected true or false, got ${JSON.stringify(o.sharedMemory)}`);
   if (o.shmDir !== undefined && (typeof o.shmDir !== 'string' || !o.shmDir.startsWith('/') || o.shmDir.split('/').includes('..'))) {
     throw new ConfigError('shmDir', `expected an absolute directory path without ".." segments, got ${JSON.stringify(o.shmDir)}`);
@@ -181,6 +185,7 @@ export function resolveOptions(o: CoordinatorOptions): ResolvedOptions {
     observer: o.observer ?? true,
     sharedMemory: o.sharedMemory ?? true,
     shmDir: o.shmDir ?? '/dev/shm',
+    balance: o.balance ?? 'speed',
   };
   if (o.initParams) out.initParams = o.initParams;
   if (o.token !== undefined) out.token = o.token;

@@ -94,9 +94,9 @@ export class Round {
   }
 
   /** Give contiguous leaf blocks to the workers (in order); returns the tasks per worker. */
-  assign(workerIds: readonly string[]): Array<{ workerId: string; task: TaskInit }> {
+  assign(workerIds: readonly string[], weights?: readonly number[]): Array<{ workerId: string; task: TaskInit }> {
     if (this.entries.size > 0) throw new Error(`step ${this.step} is already assigned`);
-    return assignLeaves(workerIds.length, this.L).map((r, i) => {
+    return assignLeaves(workerIds.length, this.L, weights).map((r, i) => {
       const workerId = workerIds[i];
       this.participants.add(workerId);
       for (const node of alignedNodes(r.leafLo, r.leafHi, this.L)) {

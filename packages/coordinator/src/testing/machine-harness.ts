@@ -71,6 +71,8 @@ export class Harness implements MachineOutput {
   readonly closed: Array<{ id: string; why: Refusal }> = [];
   readonly computers = new Map<string, LeafComputer>();
   readonly versions = new Map<string, { version: number; params: Float32Array }>();
+  /** Per fake worker: the compute time it reports per sample, ms (absent: 1 ms per node). */
+  readonly msPerSample = new Map<string, number>();
   /** Results computed, not yet delivered. */
   pending: Array<{ from: string; r: ResultInit }> = [];
   finished = false;
@@ -100,7 +102,7 @@ export class Harness implements MachineOutput {
       const grad = new Float32Array(comp.paramCount);
       const batch = { step: task.step, leafCount: task.leafCount, batchSize: task.batchSize, indices: task.indices, indexBase: task.leafLo };
       const st = comp.computeNode(batch, node, grad);
-      this.pending.push({ from: id, r: { step: task.step, nodeLo: node.lo, nodeSize: node.size, samples: st.samples, lossSum: st.lossSum, correct: st.correct, computeMs: 1, grad } });
+      this.pending.push({ from: id, r: { step: task.step, nodeLo: node.lo, nodeSize: node.size, samples: st.samples, lossSum: st.lossSum, correct: st.correct, computeMs: this.msPerSample.has(id) ? st.samples * this.msPerSample.get(id)! : 1, grad } });
     }
   }
   closeWorker(id: string, why: Refusal): void {
