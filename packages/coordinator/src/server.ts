@@ -90,6 +90,8 @@ export interface CoordinatorStats {
   /** Payload bytes moved through the shared-memory data plane, all workers. */
   shmBytesIn: number;
   shmBytesOut: number;
+  /** Parameter payloads sent (params frames and params_refs, one per worker and version) and gradients received (result and result_ref messages that passed validation). */
+  payloads: { paramsOut: number; resultsIn: number };
   workers: Array<{ id: string; host: string; state: string; computeMs: number; bytesIn: number; bytesOut: number; shmBytesIn: number; shmBytesOut: number; shm: boolean }>;
 }
 
@@ -126,6 +128,7 @@ export class Coordinator {
   private readonly traffic = { bytesIn: 0, bytesOut: 0, shmBytesIn: 0, shmBytesOut: 0 };
   /** The shared-memory data plane: created at the first loopback hello; null when unavailable or off. */
   private shm: ShmHost | null | undefined;
+  private readonly payloads = { paramsOut: 0, resultsIn: 0 };
   /** Where result_ref gradients are read to (the round copies them into its own buffers). */
   private shmScratch: Float32Array | undefined;
   private readonly badFrames: Record<string, number> = {};
@@ -184,6 +187,7 @@ export class Coordinator {
       maxRetries: this.o.maxRetries,
       stepTimeoutMs: this.o.stepTimeoutMs,
       resume,
+      balance: this.o.balance,
     });
     this.store = new CheckpointStore(this.o.checkpointDir);
     this.maxPayload = maxFrameBytes(this.machine.paramCount, 0);
@@ -326,6 +330,7 @@ export class Coordinator {
       bytesOut: this.traffic.bytesOut,
       shmBytesIn: this.traffic.shmBytesIn,
       shmBytesOut: this.traffic.shmBytesOut,
+      payloads: { ...this.payloads },
       workers: [...this.conns.values(), ...this.gone.values()]
         .filter((c) => states.has(c.id))
         .map((c) => ({
@@ -529,6 +534,7 @@ export class Coordinator {
    * kernel memory and scans it there before summing.
    */
   private onResult(c: Connection, msg: ResultMessage): void {
+    this.payloads.resultsIn++;
     const v = this.machine.resultReceived(c.id, msg, Date.now(), { checked: false, owned: false });
     if (v.status === 'invalid') this.o.log(`worker ${c.id}: bad result: ${v.reason}`);
   }
@@ -713,6 +719,7 @@ export class Coordinator {
         for (const id of ids) {
           const c = this.conns.get(id);
           if (!c) continue;
+          this.payloads.paramsOut++;
           if (c.shm && this.sendParamsRef(c, version, params)) continue;
           senders.push((bytes, done) => c.sendBytes(bytes, done));
         }

@@ -9,8 +9,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Coordinator, type CoordinatorStats, assignLeaves } from '@dptrain/coordinator';
-import { ConfigError, type DatasetSplit, DptrainError, type RunConfig, alignedNodes, leafCount, paramLayout } from '@dptrain/core';
+import { type Balance, Coordinator, type CoordinatorStats } from '@dptrain/coordinator';
+import { ConfigError, type DatasetSplit, DptrainError, type RunConfig, paramLayout } from '@dptrain/core';
 import type { RunEvent, StepPhases } from '@dptrain/protocol';
 import { LocalWorkers } from '../local-workers.js';
 import { type Summary, median, summarize } from './util.js';
@@ -30,15 +30,25 @@ export interface ScalingRunOptions {
   initParams?: Float32Array;
   /** Coordinator and worker log lines (default: dropped). */
   log?: (line: string) => void;
+  /** Offer the workers the shared-memory data plane (default true, as `dptrain train`). */
+  sharedMemory?: boolean;
+  /** How leaves are split over the workers (default 'speed', as `dptrain train`). */
+  balance?: Balance;
 }
 
-/** Bytes one worker exchanged with the coordinator per timed step (protocol messages, without WebSocket framing). */
+/**
+ * Bytes one worker exchanged with the coordinator per timed step: protocol messages on the
+ * socket (without WebSocket framing) plus payloads through shared memory.
+ */
 export interface WorkerTraffic {
   id: string;
-  /** Worker → coordinator (results, heartbeats). */
+  /** Worker → coordinator (results, heartbeats; gradients in its result file). */
   sent: number;
-  /** Coordinator → worker (params, tasks, heartbeats). */
+  /** Coordinator → worker (params, tasks, heartbeats; params in the params file). */
   received: number;
+  /** The part of sent / received that went through shared memory. */
+  shmSent: number;
+  shmReceived: number;
 }
 
 /** The figures of one run, over its timed steps. */
@@ -60,7 +70,7 @@ export interface ScalingRunResult {
   traffic: WorkerTraffic[];
   /** Σ over workers of sent + received, per step. */
   bytesPerStep: number;
-  /** Raw float32 payload per step: per worker one params message plus one gradient per tree node it returns. */
+  /** Raw float32 payload per step: per worker one params payload plus one gradient per tree node it returns (counted by the coordinator). */
   rawBytesPerStep: number;
   /** (bytesPerStep − rawBytesPerStep) / rawBytesPerStep × 100. */
   overheadPct: number;
@@ -70,20 +80,8 @@ export interface ScalingRunResult {
   incidents: number;
 }
 
-/**
- * Raw float32 bytes of one synchronous step of B samples over `workers` workers: each
- * active worker receives the parameters once and returns one gradient per canonical tree
- * node of its leaf range (DESIGN.md "Data flow of one synchronous step").
- */
-export function rawStepBytes(batchSize: number, leafSize: number, workers: number, paramCount: number): number {
-  const L = leafCount(batchSize, leafSize);
-  let messages = 0;
-  for (const r of assignLeaves(workers, L)) messages += 1 + alignedNodes(r.leafLo, r.leafHi, L).length;
-  return messages * paramCount * 4;
-}
-
-function trafficById(s: CoordinatorStats): Map<string, { in: number; out: number }> {
-  return new Map(s.workers.map((w) => [w.id, { in: w.bytesIn, out: w.bytesOut }]));
+function trafficById(s: CoordinatorStats): Map<string, { in: number; out: number; shmIn: number; shmOut: number }> {
+  return new Map(s.workers.map((w) => [w.id, { in: w.bytesIn, out: w.bytesOut, shmIn: w.shmBytesIn, shmOut: w.shmBytesOut }]));
 }
 
 /** Run one measured distributed run to its end; resolves with its figures. */
@@ -104,10 +102,12 @@ export async function measureScalingRun(o: ScalingRunOptions): Promise<ScalingRu
     checkpointDir: dir,
     runId: `bench-${o.workers}w`,
     log: (l) => log(`[coordinator] ${l}`),
+    sharedMemory: o.sharedMemory ?? true,
+    balance: o.balance ?? 'speed',
   });
 
   const lastStep = o.warmup + o.steps;
-  const steps: { samples: number; wallMs: number; phases: StepPhases; workers: number; raw: number }[] = [];
+  const steps: { samples: number; wallMs: number; phases: StepPhases; workers: number }[] = [];
   let mark = { t: 0, cpu: process.cpuUsage() };
   const cpu = { user: 0, system: 0 };
   let t0: CoordinatorStats | undefined;
@@ -124,7 +124,7 @@ export async function measureScalingRun(o: ScalingRunOptions): Promise<ScalingRu
       const d = process.cpuUsage(mark.cpu);
       cpu.user += d.user / 1000;
       cpu.system += d.system / 1000;
-      steps.push({ samples: e.samples, wallMs: now.t - mark.t, phases: e.phases, workers: e.workers, raw: rawStepBytes(e.samples, config.leafSize, e.workers, paramCount) });
+      steps.push({ samples: e.samples, wallMs: now.t - mark.t, phases: e.phases, workers: e.workers });
     }
     if (e.kind === 'step' && e.step === o.warmup) t0 = coordinator.stats();
     if (e.kind === 'step' && e.step === lastStep) t1 = coordinator.stats();
@@ -158,15 +158,17 @@ export async function measureScalingRun(o: ScalingRunOptions): Promise<ScalingRu
   if (!t0 || !t1 || steps.length !== o.steps) throw new DptrainError('E_BENCH', `the run ended before its ${o.steps} timed steps (${steps.length} recorded)`);
 
   const a = trafficById(t0);
-  const traffic: WorkerTraffic[] = [...trafficById(t1)].map(([id, b]) => ({
-    id,
-    sent: (b.in - (a.get(id)?.in ?? 0)) / o.steps,
-    received: (b.out - (a.get(id)?.out ?? 0)) / o.steps,
-  }));
+  const traffic: WorkerTraffic[] = [...trafficById(t1)].map(([id, b]) => {
+    const z = a.get(id) ?? { in: 0, out: 0, shmIn: 0, shmOut: 0 };
+    const shmSent = (b.shmIn - z.shmIn) / o.steps;
+    const shmReceived = (b.shmOut - z.shmOut) / o.steps;
+    return { id, sent: (b.in - z.in) / o.steps + shmSent, received: (b.out - z.out) / o.steps + shmReceived, shmSent, shmReceived };
+  });
   const samples = steps.reduce((s, x) => s + x.samples, 0);
   const wallMs = steps.reduce((s, x) => s + x.wallMs, 0);
   const bytesPerStep = traffic.reduce((s, w) => s + w.sent + w.received, 0);
-  const rawBytesPerStep = steps.reduce((s, x) => s + x.raw, 0) / o.steps;
+  const payloads = t1.payloads.paramsOut - t0.payloads.paramsOut + (t1.payloads.resultsIn - t0.payloads.resultsIn);
+  const rawBytesPerStep = (payloads * paramCount * 4) / o.steps;
   const phase = (k: keyof StepPhases) => median(steps.map((x) => x.phases[k]));
   return {
     workers: o.workers,

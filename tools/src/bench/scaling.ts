@@ -2,9 +2,14 @@
  * Measured scaling of distributed training on workload W (MLP 784-256-128-10, ReLU,
  * softmax cross-entropy, plain SGD lr 0.05) on MNIST, global batch 128 and 512, with 1
  * and 2 local worker processes over loopback WebSockets — exactly as `dptrain train`
- * runs them — plus the protocol codec's throughput against a plain memory copy.
+ * runs them: payloads through the shared-memory data plane, leaves split by measured
+ * speed — plus the protocol codec's throughput against a plain memory copy.
  *
  *   node tools/dist/bench/scaling.js [--repeat 5] [--steps 40] [--warmup 5] [--leaf 32] [--codec-runs 21] [--json]
+ *                                    [--fma] [--ws] [--even] [--variants]
+ *
+ * --ws: socket only; --even: even leaf split; --variants: the 2-worker runs also with the
+ * socket alone + even split and with shared memory + even split, side by side.
  *
  * Every run is a fresh node process (coordinator) with fresh worker processes; runs are
  * interleaved repeat by repeat (direction alternating). Figures are medians over the timed
@@ -12,6 +17,7 @@
  */
 import '../wasm-features.js'; // first: enables relaxed SIMD (kernel wasm-fma) on Node 20
 import { fileURLToPath } from 'node:url';
+import type { Balance } from '@dptrain/coordinator';
 import { type KernelName, availableKernels, validateRunConfig } from '@dptrain/core';
 import { headroomFromEnv, reserveHeapHeadroom } from '../heap-headroom.js';
 import { loadDataset } from '../data/index.js';
@@ -29,6 +35,11 @@ const FLAGS = {
   json: { kind: 'bool' },
   // kernel wasm-fma instead of the default kernel
   fma: { kind: 'bool' },
+  // every run over the socket alone (no shared-memory data plane) / with an even leaf split
+  ws: { kind: 'bool' },
+  even: { kind: 'bool' },
+  // add 2-worker runs with the other transport and split (the comparison side by side)
+  variants: { kind: 'bool' },
   // internal: measure one run in this process and print its JSON
   'run-batch': { kind: 'int', min: 0, max: 1 << 20, default: 0 },
   'run-workers': { kind: 'int', min: 0, max: 256, default: 0 },
@@ -38,19 +49,47 @@ const FLAGS = {
   'ceiling-ms': { kind: 'int', min: 1, max: 600_000, default: 2000 },
 } as const;
 
-/** The configurations measured: global batch × worker processes. */
-export const SCALING_CONFIGS = [
-  { batchSize: 128, workers: 1 },
-  { batchSize: 128, workers: 2 },
-  { batchSize: 512, workers: 1 },
-  { batchSize: 512, workers: 2 },
-] as const;
+/** One measured configuration: global batch × worker processes, transport and leaf split. */
+export interface ScalingConfig {
+  batchSize: number;
+  workers: number;
+  /** Shared-memory data plane for the local workers (as `dptrain train` does by default). */
+  shm: boolean;
+  balance: Balance;
+}
+
+/**
+ * The configurations measured: batch 128 and 512 with 1 and 2 workers, with `dptrain
+ * train`'s defaults (shared memory, speed-balanced split) unless `ws` / `even`; with
+ * `variants`, the 2-worker runs also with the socket alone and an even split (the
+ * transport and split before shared memory and balancing), and shared memory with an even
+ * split, side by side in the same rounds.
+ */
+export function scalingConfigs(o: { ws?: boolean; even?: boolean; variants?: boolean } = {}): ScalingConfig[] {
+  const shm = !o.ws;
+  const balance: Balance = o.even ? 'even' : 'speed';
+  const out: ScalingConfig[] = [];
+  for (const batchSize of [128, 512]) {
+    out.push({ batchSize, workers: 1, shm, balance }, { batchSize, workers: 2, shm, balance });
+    if (o.variants) {
+      for (const v of [{ shm: false, balance: 'even' as const }, { shm: true, balance: 'even' as const }]) {
+        if (v.shm !== shm || v.balance !== balance) out.push({ batchSize, workers: 2, ...v });
+      }
+    }
+  }
+  return out;
+}
+
+/** "shm, speed" / "socket, even". */
+export function configLabel(c: Pick<ScalingConfig, 'shm' | 'balance'>): string {
+  return `${c.shm ? 'shm' : 'socket'}, ${c.balance}`;
+}
 
 export interface ScalingBenchResult {
   machine: MachineInfo;
   workload: { model: string; data: string; optimizer: string; leafSize: number; kernel: string; paramCount: number };
   options: { repeat: number; steps: number; warmup: number };
-  configs: Array<{ batchSize: number; workers: number; runs: ScalingRunResult[]; summary: ScalingSummary }>;
+  configs: Array<ScalingConfig & { runs: ScalingRunResult[]; summary: ScalingSummary }>;
   /** 2 workers over 1 worker, per batch size. */
   speedUps: Array<{ batchSize: number; ratio: number; min: number; max: number }>;
   codec: CodecThroughput;
@@ -64,7 +103,8 @@ export function benchKernel(fma: boolean): KernelName {
   return availableKernels().includes('wasm') ? 'wasm' : 'js';
 }
 
-async function oneRun(batchSize: number, workers: number, steps: number, warmup: number, leafSize: number, kernel: KernelName): Promise<ScalingRunResult> {
+async function oneRun(c: ScalingConfig, steps: number, warmup: number, leafSize: number, kernel: KernelName): Promise<ScalingRunResult> {
+  const { batchSize, workers } = c;
   const data = await loadDataset('mnist');
   const config = validateRunConfig({
     model: W_SPEC,
@@ -81,7 +121,7 @@ async function oneRun(batchSize: number, workers: number, steps: number, warmup:
   // GC headroom for the ~1 MB results, as the dptrain command reserves it (heap-headroom.ts)
   const release = reserveHeapHeadroom(headroomFromEnv());
   try {
-    return await measureScalingRun({ config, data: data.split, workers, warmup, steps });
+    return await measureScalingRun({ config, data: data.split, workers, warmup, steps, sharedMemory: c.shm, balance: c.balance });
   } finally {
     release();
   }
@@ -93,18 +133,20 @@ const kB = (b: number) => `${fmt(b / 1000, 1)} kB`;
 export function scalingReport(r: ScalingBenchResult): string {
   const w = r.workload;
   const lines = [
-    `bench:scaling — ${w.model} (${fmt(w.paramCount)} parameters) on ${w.data}, ${w.optimizer}, leaf ${w.leafSize}, kernel ${w.kernel}; local worker processes over loopback WebSockets`,
+    `bench:scaling — ${w.model} (${fmt(w.paramCount)} parameters) on ${w.data}, ${w.optimizer}, leaf ${w.leafSize}, kernel ${w.kernel}; local worker processes over loopback WebSockets (payloads through shared memory where the transport says shm)`,
     `${r.machine.cpu}, nproc ${r.machine.nproc}, node ${r.machine.node}, ${r.machine.date}`,
     `${r.options.repeat} fresh runs per configuration × ${r.options.steps} timed steps (after ${r.options.warmup} warm-up steps); median (min–max) over the runs`,
     '',
     table(
-      ['batch', 'workers', 'samples/s', 'speed-up', 'sent/worker/step', 'recv/worker/step', 'raw payload/step', 'overhead', 'coord. CPU ms/step'],
-      r.configs.map(({ summary: s, runs }) => {
-        const base = r.configs.find((c) => c.batchSize === s.batchSize && c.workers === 1);
+      ['batch', 'workers', 'transport, split', 'samples/s', 'speed-up', 'sent/worker/step', 'recv/worker/step', 'raw payload/step', 'overhead', 'coord. CPU ms/step'],
+      r.configs.map((c) => {
+        const { summary: s, runs } = c;
+        const base = r.configs.find((x) => x.batchSize === s.batchSize && x.workers === 1);
         const su = base && s.workers !== 1 ? speedUp(base.runs, runs) : undefined;
         return [
           String(s.batchSize),
           String(s.workers),
+          configLabel(c),
           fmtSummary(s.samplesPerSec),
           su ? `${fmt(su.ratio, 2)}× (${fmt(su.min, 2)}–${fmt(su.max, 2)})` : '1',
           kB(s.sentPerWorker.median),
@@ -118,12 +160,13 @@ export function scalingReport(r: ScalingBenchResult): string {
     '',
     'step time by phase, ms (median over the timed steps, then median over the runs):',
     table(
-      ['batch', 'workers', 'compute', 'wait', 'reduce', 'update', 'broadcast', 'total (range)'],
-      r.configs.map(({ summary: s }) => [
-        String(s.batchSize),
-        String(s.workers),
-        ...(['computeMs', 'waitMs', 'reduceMs', 'updateMs', 'broadcastMs'] as const).map((k) => fmt(s.phases[k].median, 2)),
-        fmtSummary(s.phases.totalMs, 1),
+      ['batch', 'workers', 'transport, split', 'compute', 'wait', 'reduce', 'update', 'broadcast', 'total (range)'],
+      r.configs.map((c) => [
+        String(c.batchSize),
+        String(c.workers),
+        configLabel(c),
+        ...(['computeMs', 'waitMs', 'reduceMs', 'updateMs', 'broadcastMs'] as const).map((k) => fmt(c.summary.phases[k].median, 2)),
+        fmtSummary(c.summary.phases.totalMs, 1),
       ]),
     ),
   ];
@@ -167,34 +210,39 @@ async function main(): Promise<void> {
     return;
   }
   if (flags['run-batch'] > 0) {
-    const r = await oneRun(flags['run-batch'], Math.max(1, flags['run-workers']), flags.steps, flags.warmup, flags.leaf, benchKernel(flags.fma));
+    const c: ScalingConfig = { batchSize: flags['run-batch'], workers: Math.max(1, flags['run-workers']), shm: !flags.ws, balance: flags.even ? 'even' : 'speed' };
+    const r = await oneRun(c, flags.steps, flags.warmup, flags.leaf, benchKernel(flags.fma));
     console.log(JSON.stringify(r));
     return;
   }
   const log = flags.json ? () => {} : (s: string) => console.error(s);
   const kernel = benchKernel(flags.fma);
-  log(`kernel ${kernel} (available: ${availableKernels().join(', ')}); ${flags.repeat} × ${SCALING_CONFIGS.length} runs of ${flags.warmup} + ${flags.steps} steps…`);
-  const runs = SCALING_CONFIGS.map(() => [] as ScalingRunResult[]);
+  const configsToRun = scalingConfigs({ ws: flags.ws, even: flags.even, variants: flags.variants });
+  log(`kernel ${kernel} (available: ${availableKernels().join(', ')}); ${flags.repeat} × ${configsToRun.length} runs of ${flags.warmup} + ${flags.steps} steps…`);
+  const runs = configsToRun.map(() => [] as ScalingRunResult[]);
   const script = fileURLToPath(import.meta.url);
   for (let rep = 0; rep < flags.repeat; rep++) {
-    const order = SCALING_CONFIGS.map((_, i) => i);
+    const order = configsToRun.map((_, i) => i);
     if (rep % 2 === 1) order.reverse();
     for (const i of order) {
-      const c = SCALING_CONFIGS[i];
-      const args = ['--run-batch', String(c.batchSize), '--run-workers', String(c.workers), '--steps', String(flags.steps), '--warmup', String(flags.warmup), '--leaf', String(flags.leaf), ...(flags.fma ? ['--fma'] : [])];
+      const c = configsToRun[i];
+      const args = ['--run-batch', String(c.batchSize), '--run-workers', String(c.workers), '--steps', String(flags.steps), '--warmup', String(flags.warmup), '--leaf', String(flags.leaf)];
+      if (flags.fma) args.push('--fma');
+      if (!c.shm) args.push('--ws');
+      if (c.balance === 'even') args.push('--even');
       const [r] = inFreshProcesses<ScalingRunResult>(script, args, 1);
       runs[i].push(r);
-      log(`  batch ${c.batchSize}, ${c.workers} worker(s), run ${rep + 1}/${flags.repeat}: ${fmt(r.samplesPerSec)} samples/s, step ${fmt(r.phases.totalMs, 1)} ms`);
+      log(`  batch ${c.batchSize}, ${c.workers} worker(s) (${configLabel(c)}), run ${rep + 1}/${flags.repeat}: ${fmt(r.samplesPerSec)} samples/s, step ${fmt(r.phases.totalMs, 1)} ms`);
     }
   }
   log('host ceiling (core alone: 1 process at batch 512 vs 2 processes at 256 at once)…');
   const ceiling = await hostCeiling(script, 256, flags.leaf, flags.repeat, 2000, flags.fma ? ['--fma'] : []);
   log('protocol codec…');
   const codec = codecThroughput(1_000_000, flags['codec-runs']);
-  const configs = SCALING_CONFIGS.map((c, i) => ({ ...c, runs: runs[i], summary: summarizeRuns(runs[i]) }));
+  const configs = configsToRun.map((c, i) => ({ ...c, runs: runs[i], summary: summarizeRuns(runs[i]) }));
   const speedUps = [128, 512].map((b) => {
     const one = configs.find((c) => c.batchSize === b && c.workers === 1)!;
-    const two = configs.find((c) => c.batchSize === b && c.workers === 2)!;
+    const two = configs.find((c) => c.batchSize === b && c.workers === 2 && c.shm === one.shm && c.balance === one.balance)!;
     return { batchSize: b, ...speedUp(one.runs, two.runs) };
   });
   const first = runs[0][0];
