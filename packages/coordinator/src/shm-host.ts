@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, readSync, readdirSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, readSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { ProtocolError, type ShmOffer, SlotReader, type SlotIo, SlotWriter, fileHeader, slotFileBytes } from '@dptrain/protocol';
+import { ProtocolError, type ShmOffer, SlotReader, type SlotIo, SlotWriter, fileHeader, positionedSlotIo, slotFileBytes } from '@dptrain/protocol';
 
 /** Slots of the params file: versions alternate between them. */
 const PARAMS_SLOTS = 2;
@@ -11,12 +11,7 @@ const PREFIX = 'dptrain-';
 
 /** pread/pwrite of whole ranges on a file descriptor (short transfers are retried until 0). */
 export function fdSlotIo(fd: number): SlotIo {
-  const whole = (op: (fd: number, b: Uint8Array, off: number, len: number, pos: number) => number) => (b: Uint8Array, pos: number) => {
-    let done = 0;
-    for (let n = 1; done < b.byteLength && n > 0; done += n) n = op(fd, b, done, b.byteLength - done, pos + done);
-    return done;
-  };
-  return { read: whole(readSync), write: whole(writeSync) };
+  return positionedSlotIo((b, o, n, p) => readSync(fd, b, o, n, p), (b, o, n, p) => writeSync(fd, b, o, n, p));
 }
 
 interface WorkerFile {
@@ -141,7 +136,15 @@ function closeQuietly(fd: number): void {
   }
 }
 
-/** Remove dptrain-<pid>-* directories under `root` whose coordinator process no longer exists. */
+/** A directory whose params file changed this recently is kept even if its pid looks dead (another pid namespace may share the directory). */
+const STALE_AFTER_MS = 10 * 60_000;
+
+/**
+ * Remove dptrain-<pid>-* directories under `root` whose coordinator process no longer
+ * exists and whose params file has not been written for STALE_AFTER_MS (a live run
+ * rewrites it every step; a coordinator in another pid namespace sharing the directory
+ * would look dead by its pid alone).
+ */
 function sweepStale(root: string): void {
   let names: string[];
   try {
@@ -151,8 +154,16 @@ function sweepStale(root: string): void {
   }
   for (const name of names) {
     const m = /^dptrain-(\d+)-/.exec(name);
-    if (!m || Number(m[1]) === process.pid || alive(Number(m[1]))) continue;
+    if (!m || Number(m[1]) === process.pid || alive(Number(m[1])) || recentlyWritten(join(root, name, 'params'))) continue;
     rmSync(join(root, name), { recursive: true, force: true });
+  }
+}
+
+function recentlyWritten(path: string): boolean {
+  try {
+    return Date.now() - statSync(path).mtimeMs < STALE_AFTER_MS;
+  } catch {
+    return false;
   }
 }
 

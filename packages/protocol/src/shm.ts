@@ -167,6 +167,23 @@ export class SlotReader {
   }
 }
 
+/** A positioned transfer of up to `length` bytes of `b` from offset `offset`, at file position `position` (like pread/pwrite); returns the bytes moved. */
+export type PositionedTransfer = (b: Uint8Array, offset: number, length: number, position: number) => number;
+
+/**
+ * A SlotIo from positioned read and write calls (e.g. Node's fs.readSync / fs.writeSync on
+ * one file descriptor): short transfers are continued until the range is done or a call
+ * moves 0 bytes (end of file), and the total is returned.
+ */
+export function positionedSlotIo(read: PositionedTransfer, write: PositionedTransfer): SlotIo {
+  const whole = (op: PositionedTransfer) => (b: Uint8Array, position: number) => {
+    let done = 0;
+    for (let n = 1; done < b.byteLength && n > 0; done += n) n = op(b, done, b.byteLength - done, position + done);
+    return done;
+  };
+  return { read: whole(read), write: whole(write) };
+}
+
 /** A SlotIo over memory (tests, and a reference for the file-backed ones). */
 export function memorySlotIo(bytes: Uint8Array): SlotIo {
   return {

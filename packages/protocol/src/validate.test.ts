@@ -46,6 +46,8 @@ const REQUIRED: Record<MessageType, [string, unknown][]> = {
   params: [['version', 1.5]],
   task: [['step', -2], ['version', 'x'], ['epoch', 2 ** 32], ['leafLo', 4], ['leafHi', 0], ['leafCount', 12], ['batchSize', 0]],
   result: [['step', true], ['nodeLo', 1], ['nodeSize', 3], ['samples', 0], ['lossSum', 'NaN'], ['correct', 5], ['computeMs', -1]],
+  params_ref: [['version', -1], ['slot', 64], ['seq', 3]],
+  result_ref: [['step', true], ['nodeLo', 1], ['nodeSize', 3], ['samples', 0], ['lossSum', 'NaN'], ['correct', 5], ['computeMs', -1], ['slot', 1.5], ['seq', 0]],
   heartbeat: [['t', -5]],
   error: [['code', 'lower case'], ['message', 5], ['fatal', 'yes']],
   bye: [['reason', 0]],

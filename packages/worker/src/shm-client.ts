@@ -1,18 +1,13 @@
 import { closeSync, constants, openSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { type ParamsRefMessage, type ShmOffer, SlotReader, type SlotIo, SlotWriter, checkFileHeader } from '@dptrain/protocol';
+import { type ParamsRefMessage, type ShmOffer, SlotReader, type SlotIo, SlotWriter, checkFileHeader, positionedSlotIo } from '@dptrain/protocol';
 
 /** Slots of the coordinator's params file (versions alternate between them). */
 const PARAMS_SLOTS = 2;
 
 /** pread/pwrite of whole ranges on a file descriptor (short transfers are retried until 0). */
 function fdSlotIo(fd: number): SlotIo {
-  const whole = (op: (fd: number, b: Uint8Array, off: number, len: number, pos: number) => number) => (b: Uint8Array, pos: number) => {
-    let done = 0;
-    for (let n = 1; done < b.byteLength && n > 0; done += n) n = op(fd, b, done, b.byteLength - done, pos + done);
-    return done;
-  };
-  return { read: whole(readSync), write: whole(writeSync) };
+  return positionedSlotIo((b, o, n, p) => readSync(fd, b, o, n, p), (b, o, n, p) => writeSync(fd, b, o, n, p));
 }
 
 /**
