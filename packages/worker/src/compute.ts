@@ -59,11 +59,23 @@ export class TaskRunner {
    * would, and leaves the worker holding no version.
    */
   setParams(version: number, data: Float32Array): void {
+    this.setParamsWith(version, (dst) => {
+      if (data.length !== dst.length) throw new ProtocolError('E_LENGTH', `params.data: expected ${dst.length} float32 values, got ${data.length}`, { field: 'params.data' });
+      dst.set(data);
+    });
+  }
+
+  /**
+   * Take parameter version `version`, written by `fill` straight into the kernels' memory
+   * (e.g. read from a shared-memory slot: no copy in between), then scanned as setParams
+   * scans. If `fill` throws, the worker holds no version.
+   */
+  setParamsWith(version: number, fill: (dst: Float32Array) => void): void {
     this.held = undefined;
     const net = this.computer.net;
-    this.computer.setParams(data);
+    fill(net.params);
     const bad = net.kernels.firstNonFinite(this.paramCount, net.params);
-    if (bad >= 0) throw new ProtocolError('E_NONFINITE', `params.data[${bad}] is ${data[bad]}; payloads must be finite`, { field: `params.data[${bad}]` });
+    if (bad >= 0) throw new ProtocolError('E_NONFINITE', `params.data[${bad}] is ${net.params[bad]}; payloads must be finite`, { field: `params.data[${bad}]` });
     this.held = version;
   }
 

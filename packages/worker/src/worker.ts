@@ -223,7 +223,6 @@ export class Worker {
       let welcome: WelcomeMessage | undefined;
       let runner: TaskRunner | undefined;
       let shm: ShmClient | undefined;
-      let paramsScratch: Float32Array | undefined;
       /** Why the shared-memory data plane failed in this session (the session then ends as lost, and is retried). */
       let shmBroken: string | undefined;
       let ctx: DecodeContext = { accept: COORDINATOR_MESSAGE_TYPES };
@@ -297,13 +296,14 @@ export class Worker {
           case 'params_ref': {
             if (!runner) throw new ProtocolError('E_STATE', 'params_ref before the worker is ready');
             if (!shm) throw new ProtocolError('E_STATE', 'params_ref to a worker that did not take the shared-memory offer');
-            const dst = (paramsScratch ??= new Float32Array(runner.paramCount));
+            const from = shm;
             try {
-              shm.readParams(m, dst);
+              // straight into the kernels' memory, then scanned there
+              runner.setParamsWith(m.version, (dst) => from.readParams(m, dst));
             } catch (e) {
-              return breakShm(e as Error);
+              if (e instanceof ProtocolError && e.code === 'E_SHM') return breakShm(e);
+              throw e;
             }
-            runner.setParams(m.version, dst);
             return;
           }
           case 'task': {
