@@ -515,7 +515,10 @@ export class Coordinator {
       case 'error': {
         if (c.phase === 'hello') return wrongPhase();
         this.o.log(`worker ${c.id} reports ${msg.code}${msg.fatal ? ' (fatal)' : ''}: ${msg.message}`);
-        if (c.phase === 'ready') this.machine.workerError(c.id, msg.code, msg.message);
+        // E_SHM is the transport's failure, not a bad result: the worker closes (4006) and
+        // rejoins, its nodes move on as for a lost worker
+        if (msg.code === 'E_SHM') this.dropShm(c);
+        else if (c.phase === 'ready') this.machine.workerError(c.id, msg.code, msg.message);
         else this.events.emit({ kind: 'error', code: msg.code, message: msg.message, workerId: c.id });
         if (msg.fatal) this.leave(c, `error ${msg.code}: ${msg.message}`);
         return true;

@@ -284,7 +284,8 @@ export class Worker {
       };
 
       const handle = async (m: Message) => {
-        if (fatal || this.closed) return;
+        // after a shared-memory failure the session is closing: the queued task cannot run
+        if (fatal || this.closed || shmBroken !== undefined) return;
         switch (m.type) {
           case 'welcome':
             if (welcome) throw new ProtocolError('E_STATE', 'a second welcome on the same connection');

@@ -1,0 +1,268 @@
+import { closeSync, ftruncateSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { alignedNodes, blobs, fingerprint, initParams, leafCount, paramLayout, splitDataset, validateModelSpec } from '@dptrain/core';
+import { type Message, type MessageInit, type ShmOffer, type SlotIo, SlotReader, SlotWriter, fileHeader, slotFileBytes } from '@dptrain/protocol';
+import { afterEach, describe, expect, test } from 'vitest';
+import { type FakeConn, FakeCoordinator } from './testing/fake-coordinator.js';
+import { Worker, type WorkerOptions } from './worker.js';
+
+// The worker's side of the shared-memory data plane against a fake coordinator that builds
+// the slot files itself: taking an offer, params_ref in, result_ref out, declining an offer
+// it cannot or must not use, and the E_SHM path (4006, reconnect, give up after 3).
+
+const spec = validateModelSpec({ inputSize: 3, layers: [{ units: 8, activation: 'tanh', dropout: 0.25 }, { units: 4, activation: 'softmax' }], loss: 'softmax_cross_entropy' });
+const P = paramLayout(spec).total;
+const split = splitDataset(blobs(200, { seed: 5, centers: 4, dims: 3 }), { testCount: 40 });
+const leafSize = 16;
+const B = 70; // 5 leaves: 16,16,16,16,6
+const L = leafCount(B, leafSize);
+const indices = new Int32Array(B).map((_, i) => (i * 37) % split.train.n);
+const params = initParams(spec, 3);
+const NONCE = '0123456789abcdef'.repeat(2);
+const RESULT_SLOTS = 4;
+const PARAMS_SLOTS = 2;
+
+const welcome = (shm?: ShmOffer): MessageInit => ({
+  type: 'welcome',
+  workerId: 'w1',
+  runId: 'run-1',
+  model: spec,
+  data: 'blobs-test',
+  fingerprint: fingerprint(split.train),
+  run: { seed: 11, leafSize, kernel: 'js', dropout: true },
+  paramCount: P,
+  ...(shm ? { shm } : {}),
+});
+/** Leaves [1, 5) of step 4: nodes (1, 1), (2, 2), (4, 4). */
+const task = (version: number): MessageInit => ({ type: 'task', step: 4, version, epoch: 0, leafLo: 1, leafHi: 5, leafCount: L, batchSize: B, indices: indices.slice(leafSize) });
+const NODES = alignedNodes(1, 5, L);
+const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
+
+/** pread/pwrite of whole ranges on a file descriptor. */
+function fdIo(fd: number): SlotIo {
+  return {
+    read: (dst, pos) => readSync(fd, dst, 0, dst.byteLength, pos),
+    write: (src, pos) => writeSync(fd, src, 0, src.byteLength, pos),
+  };
+}
+
+/** The fake coordinator's slot files: `params` (2 slots) and `w1.res` (4 slots), both with NONCE. */
+class SlotFiles {
+  readonly dir = mkdtempSync(join(tmpdir(), 'dpt-shm-worker-'));
+  readonly offer: ShmOffer = { dir: this.dir, nonce: NONCE, resultSlots: RESULT_SLOTS };
+  private readonly fds: number[] = [];
+  readonly params: SlotWriter;
+  readonly results: SlotReader;
+
+  constructor() {
+    this.params = new SlotWriter(fdIo(this.create('params', PARAMS_SLOTS)), P, PARAMS_SLOTS);
+    this.results = new SlotReader(fdIo(this.create('w1.res', RESULT_SLOTS)), P, RESULT_SLOTS);
+  }
+
+  private create(name: string, slots: number): number {
+    const fd = openSync(join(this.dir, name), 'wx+', 0o600);
+    this.fds.push(fd);
+    const h = fileHeader(NONCE, P, slots);
+    writeSync(fd, h, 0, h.byteLength, 0);
+    ftruncateSync(fd, slotFileBytes(P, slots));
+    return fd;
+  }
+
+  /** Write params of `version` into its slot; the params_ref that names them. */
+  paramsRef(version: number, data: Float32Array): MessageInit {
+    const slot = version % PARAMS_SLOTS;
+    return { type: 'params_ref', version, slot, seq: this.params.write(slot, version, data) };
+  }
+
+  remove(): void {
+    for (const fd of this.fds.splice(0)) closeSync(fd);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+const servers: FakeCoordinator[] = [];
+const workers: Worker[] = [];
+const files: SlotFiles[] = [];
+afterEach(async () => {
+  for (const w of workers.splice(0)) w.close();
+  for (const s of servers.splice(0)) await s.kill().catch(() => {});
+  for (const f of files.splice(0)) f.remove();
+});
+
+/** Bound a wait so a broken worker fails the test instead of hanging it. */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout>;
+  const t = new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`timed out after ${ms} ms: ${what}`)), ms)));
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+const next = (conn: FakeConn, what: string) => within(conn.next(), 5000, what);
+const accept = (s: FakeCoordinator, what: string) => within(s.accept(), 5000, what);
+
+async function slotFiles(): Promise<SlotFiles> {
+  const f = new SlotFiles();
+  files.push(f);
+  return f;
+}
+
+/** A fake coordinator and a started worker on it. */
+async function start(over: Partial<WorkerOptions> = {}): Promise<{ s: FakeCoordinator; done: Promise<unknown> }> {
+  const s = await FakeCoordinator.listen();
+  s.paramCount = P;
+  servers.push(s);
+  const w = new Worker({ url: s.url, name: 'shm-worker', loadData: async () => split, reconnect: { initialMs: 10, maxMs: 20, maxAttempts: 5 }, ...over });
+  workers.push(w);
+  const done = w.start();
+  done.catch(() => {});
+  return { s, done };
+}
+
+/** Accept a connection, answer its hello with a welcome (offering `shm`), return the connection, the hello and the ready. */
+async function joinSession(s: FakeCoordinator, shm?: ShmOffer): Promise<{ conn: FakeConn; hello: Message; ready: Message }> {
+  const conn = await accept(s, 'connection');
+  const hello = await next(conn, 'hello');
+  expect(hello.type).toBe('hello');
+  conn.send(welcome(shm));
+  const ready = await next(conn, 'ready');
+  expect(ready.type).toBe('ready');
+  return { conn, hello, ready };
+}
+
+describe('taking the offer', () => {
+  test('params through params_ref, gradients through result_ref: bit-identical to the plain result frames of a worker without the offer', async () => {
+    // the plain run: no offer, params and results as whole frames
+    const plain = await start();
+    const p = await joinSession(plain.s);
+    expect(p.ready).not.toHaveProperty('shm');
+    p.conn.send({ type: 'params', version: 7, data: params });
+    p.conn.send(task(7));
+    const want: Array<Extract<Message, { type: 'result' }>> = [];
+    for (const _ of NODES) {
+      const r = await next(p.conn, 'plain result');
+      if (r.type !== 'result') throw new Error(`expected a result, got ${r.type}`);
+      want.push(r);
+    }
+
+    // the shm run: the same task, params from the params file, gradients into w1.res
+    const f = await slotFiles();
+    const shm = await start();
+    const { conn, ready } = await joinSession(shm.s, f.offer);
+    expect(ready).toMatchObject({ type: 'ready', shm: true });
+    conn.send(f.paramsRef(7, params));
+    conn.send(task(7));
+    for (const [i, node] of NODES.entries()) {
+      const r = await next(conn, 'result_ref');
+      if (r.type !== 'result_ref') throw new Error(`expected a result_ref, got ${r.type}`);
+      expect(r).toMatchObject({ step: 4, nodeLo: node.lo, nodeSize: node.size, slot: i % RESULT_SLOTS });
+      const { grad, type: _t, v: _v, ...header } = want[i];
+      const { slot, seq, type: _t2, v: _v2, ...refHeader } = r;
+      expect({ ...refHeader, computeMs: 0 }).toEqual({ ...header, computeMs: 0 });
+      const got = new Float32Array(P);
+      f.results.read(slot, seq, 4, got);
+      expect(bits(got)).toEqual(bits(grad));
+      expect(grad.some((x) => x !== 0)).toBe(true);
+    }
+    conn.ws.close(4004, 'run finished');
+    expect(await within(shm.done, 5000, 'worker finished')).toMatchObject({ reason: 'run finished', results: NODES.length });
+  });
+});
+
+describe('declining the offer', () => {
+  test('a directory that does not exist: ready without shm, and params frames work', async () => {
+    const { s, done } = await start();
+    const missing = join(tmpdir(), `dpt-shm-worker-missing-${process.pid}`);
+    const { conn, ready } = await joinSession(s, { dir: missing, nonce: NONCE, resultSlots: RESULT_SLOTS });
+    expect(ready).not.toHaveProperty('shm');
+    conn.send({ type: 'params', version: 1, data: params });
+    conn.send(task(1));
+    const r = await next(conn, 'result');
+    expect(r).toMatchObject({ type: 'result', step: 4, nodeLo: 1, nodeSize: 1 });
+    conn.ws.close(4004, 'run finished');
+    expect(await within(done, 5000, 'worker finished')).toMatchObject({ reason: 'run finished' });
+  });
+
+  test('a worker with sharedMemory: false declines a good offer and refuses a params_ref with E_STATE', async () => {
+    const f = await slotFiles();
+    const { s, done } = await start({ sharedMemory: false });
+    const { conn, ready } = await joinSession(s, f.offer);
+    expect(ready).not.toHaveProperty('shm');
+    conn.send({ type: 'params', version: 1, data: params });
+    conn.send(task(1));
+    expect(await next(conn, 'result')).toMatchObject({ type: 'result', step: 4, nodeLo: 1, nodeSize: 1 });
+    for (const _ of NODES.slice(1)) expect((await next(conn, 'result')).type).toBe('result');
+    conn.send(f.paramsRef(2, params));
+    expect(await next(conn, 'error')).toMatchObject({ type: 'error', code: 'E_STATE', fatal: true, message: expect.stringMatching(/did not take the shared-memory offer/) });
+    await expect(within(done, 5000, 'worker failed')).rejects.toMatchObject({ code: 'E_STATE' });
+  });
+});
+
+describe('shared-memory failures', () => {
+  test('a params_ref with a wrong seq: error E_SHM, close 4006, reconnect with resumeId; after 3 failures the offer is declined', async () => {
+    const f = await slotFiles();
+    const { s, done } = await start();
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const { conn, hello, ready } = await joinSession(s, f.offer);
+      if (attempt === 1) expect(hello).not.toHaveProperty('resumeId');
+      else expect(hello).toMatchObject({ resumeId: 'w1' });
+      expect(ready).toMatchObject({ shm: true });
+      const ref = f.paramsRef(attempt, params) as Extract<MessageInit, { type: 'params_ref' }>;
+      conn.send({ ...ref, seq: ref.seq + 2 });
+      const err = await next(conn, 'E_SHM error');
+      expect(err).toMatchObject({ type: 'error', code: 'E_SHM', fatal: true });
+      expect((err as { message: string }).message).toMatch(/slot \d was rewritten|expected seq/);
+      expect((await within(conn.closed, 5000, 'close')).code).toBe(4006);
+    }
+    // the 4th session: offered again, declined; the socket carries everything
+    const { conn, hello, ready } = await joinSession(s, f.offer);
+    expect(hello).toMatchObject({ resumeId: 'w1' });
+    expect(ready).not.toHaveProperty('shm');
+    conn.send({ type: 'params', version: 9, data: params });
+    conn.send(task(9));
+    expect(await next(conn, 'result')).toMatchObject({ type: 'result', step: 4 });
+    conn.ws.close(4004, 'run finished');
+    expect(await within(done, 5000, 'worker finished')).toMatchObject({ reason: 'run finished', connections: 4 });
+  });
+
+  test('a params_ref with a wrong seq followed by its task, as a coordinator sends them: still E_SHM, 4006 and a rejoin', async () => {
+    const f = await slotFiles();
+    const { s, done } = await start();
+    const first = await joinSession(s, f.offer);
+    expect(first.ready).toMatchObject({ shm: true });
+    const ref = f.paramsRef(1, params) as Extract<MessageInit, { type: 'params_ref' }>;
+    first.conn.send({ ...ref, seq: ref.seq + 2 });
+    first.conn.send(task(1));
+    expect(await next(first.conn, 'E_SHM error')).toMatchObject({ type: 'error', code: 'E_SHM', fatal: true });
+    expect((await within(first.conn.closed, 5000, 'close')).code).toBe(4006);
+    const gaveUp = done.then(
+      (r) => Promise.reject(new Error(`the worker ended (${JSON.stringify(r)}) instead of rejoining`)),
+      (e: Error) => Promise.reject(new Error(`the worker gave up instead of rejoining: ${e.message}`)),
+    );
+    gaveUp.catch(() => {});
+    const again = await Promise.race([joinSession(s, f.offer), gaveUp]);
+    expect(again.hello).toMatchObject({ resumeId: 'w1' });
+    expect(again.ready).toMatchObject({ shm: true });
+    again.conn.send(f.paramsRef(2, params));
+    again.conn.send(task(2));
+    expect(await next(again.conn, 'result_ref')).toMatchObject({ type: 'result_ref', step: 4 });
+    again.conn.ws.close(4004, 'run finished');
+    expect(await within(done, 5000, 'worker finished')).toMatchObject({ reason: 'run finished', connections: 2 });
+  });
+
+  test('the coordinator closing with 4006 counts as a failure too: the worker rejoins, and declines after 3', async () => {
+    const f = await slotFiles();
+    const { s, done } = await start();
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const { conn, ready } = await joinSession(s, f.offer);
+      expect(ready).toMatchObject({ shm: true });
+      conn.send({ type: 'error', code: 'E_SHM', message: 'slot 0 was never written', fatal: true });
+      conn.ws.close(4006, 'E_SHM: slot 0 was never written');
+      await within(conn.closed, 5000, 'close');
+    }
+    const { conn, hello, ready } = await joinSession(s, f.offer);
+    expect(hello).toMatchObject({ resumeId: 'w1' });
+    expect(ready).not.toHaveProperty('shm');
+    conn.ws.close(4004, 'run finished');
+    expect(await within(done, 5000, 'worker finished')).toMatchObject({ reason: 'run finished', connections: 4 });
+  });
+});
