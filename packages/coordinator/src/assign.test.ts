@@ -1,6 +1,6 @@
 import { alignedNodes } from '@dptrain/core';
 import { describe, expect, it } from 'vitest';
-import { assignLeaves, nodeSamples, rangeForNode } from './assign.js';
+import { assignLeaves, chooseSplit, nodeSamples, rangeForNode } from './assign.js';
 
 describe('assignLeaves', () => {
   it('gives min(W, L) workers contiguous blocks that cover every leaf once, sizes differing by at most one', () => {
@@ -64,6 +64,35 @@ describe('assignLeaves', () => {
         }
       }
     }
+  });
+});
+
+describe('chooseSplit', () => {
+  it('moves off the even split only for a predicted gain of at least 15 %', () => {
+    // 1.3 : 1 would give 9 + 7 leaves: max(9/1.3, 7/1) = 7 against max(8/1.3, 8/1) = 8 for 8 + 8, only 12.5 % sooner
+    expect(chooseSplit(16, [1.3, 1])).toEqual([8, 8]);
+    // 1.7 : 1 gives 10 + 6: max(5.9, 6) = 6, 25 % sooner than 8
+    expect(chooseSplit(16, [1.7, 1])).toEqual([10, 6]);
+    expect(chooseSplit(16, [1, 1.7])).toEqual([6, 10]);
+    expect(chooseSplit(12, [1, 2, 1])).toEqual([3, 6, 3]);
+    // the gain threshold is a parameter: with 0 any better split is taken
+    expect(chooseSplit(16, [1.3, 1], undefined, 0)).toEqual([9, 7]);
+  });
+
+  it('keeps the current split unless the new one is clearly better, so noise does not reshuffle leaves', () => {
+    // after 10 + 6, speeds drift to 1.5 : 1 (9 + 7 would take 7, 10 + 6 takes 6.67): kept
+    expect(chooseSplit(16, [1.5, 1], [10, 6])).toEqual([10, 6]);
+    // the speeds swap: 6 + 10 takes 6 against 10 for 10 + 6: taken
+    expect(chooseSplit(16, [1, 1.7], [10, 6])).toEqual([6, 10]);
+    // back to equal speeds: 8 + 8 takes 8, 10 + 6 takes 10: the even split returns
+    expect(chooseSplit(16, [1, 1], [10, 6])).toEqual([8, 8]);
+  });
+
+  it('refuses more workers than leaves and a current split that is not one', () => {
+    expect(() => chooseSplit(2, [1, 1, 1])).toThrow(/expected 1 to 2 workers, got 3/);
+    expect(() => chooseSplit(8, [1, 1], [4, 3])).toThrow(/current split \[4, 3\]/);
+    expect(() => chooseSplit(8, [1, 1], [8, 0])).toThrow(/at least one/);
+    expect(() => chooseSplit(8, [1, 1], [8])).toThrow(/current split/);
   });
 });
 

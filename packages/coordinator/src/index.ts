@@ -14,7 +14,7 @@ export type { ResultHandling, ResultInit, TaskInit, Verdict } from './round.js';
 export { BufferPool } from './buffer-pool.js';
 export { ParamsBroadcast } from './params-broadcast.js';
 export type { FrameSender } from './params-broadcast.js';
-export { assignLeaves, nodeLeafRange, nodeSamples, rangeForNode } from './assign.js';
+export { assignLeaves, chooseSplit, nodeLeafRange, nodeSamples, rangeForNode } from './assign.js';
 export type { LeafRange } from './assign.js';
 export { StepDeadline } from './deadline.js';
 export { decodeWorkerFrame } from './intake.js';

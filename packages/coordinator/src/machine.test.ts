@@ -50,13 +50,13 @@ describe('RoundMachine', () => {
     h.run(new Rng(7));
     expect(h.finished).toBe(true);
     same(h.m.params, ref.result.params);
-    // full batches have 6 leaves: even 3 + 3; by speed (3:1) floor(6·3/4) = 4 + 2, from the second step on
+    // full batches have 6 leaves: even 3 + 3; by speed (3:1) round(6·3/4) = 5 + 1 (predicted 5/3 against 3 for 3 + 3), from the second step on
     const full = h.tasks().filter((t) => t.task.leafCount === 6);
     const leaves = (id: string, step: number) => full.filter((t) => t.to === id && t.task.step === step).reduce((a, t) => a + t.task.leafHi - t.task.leafLo, 0);
     expect([leaves(fast, 0), leaves(slow, 0)]).toEqual([3, 3]);
     const later = [...new Set(full.map((t) => t.task.step))].filter((s) => s > 0);
     expect(later.length).toBeGreaterThan(3);
-    for (const step of later) expect([leaves(fast, step), leaves(slow, step)]).toEqual(balance === 'speed' ? [4, 2] : [3, 3]);
+    for (const step of later) expect([leaves(fast, step), leaves(slow, step)]).toEqual(balance === 'speed' ? [5, 1] : [3, 3]);
   });
 
   it('refuses an unknown balance', () => {

@@ -25,6 +25,7 @@ import {
   wasmSupported,
 } from '@dptrain/core';
 import type { RunEventInit, WorkerInfo } from '@dptrain/protocol';
+import { chooseSplit } from './assign.js';
 import { encodeFinalCheckpoint } from './checkpoint-io.js';
 import { StepDeadline } from './deadline.js';
 import type { Balance, MachineOptions, MachineOutput, MachineState, NonFinitePolicy, Refusal, WelcomeInit } from './machine-io.js';
@@ -68,6 +69,8 @@ export class RoundMachine {
   private readonly stragglerMinMs: number;
   private readonly policy: NonFinitePolicy;
   private readonly balance: Balance;
+  /** The leaf split of the last step under balance 'speed', for the same leaf count and workers. */
+  private split: { key: string; leaves: number[] } | undefined;
   private readonly maxRetries: number;
   private readonly deadline: StepDeadline;
   private readonly evalNet: Network;
@@ -500,7 +503,7 @@ export class RoundMachine {
     this.round = r;
     this.members = ready;
     this.timing = new RoundTiming(start);
-    const tasks = r.assign(ready, this.weights(ready));
+    const tasks = r.assign(ready, this.weights(ready, r.L));
     // params then task, worker by worker: the first starts computing while the next is sent to
     for (const { workerId, task } of tasks) {
       this.broadcast([workerId]);
@@ -511,19 +514,24 @@ export class RoundMachine {
   }
 
   /**
-   * Leaf weights of a step's workers under balance 'speed': each one's smoothed speed, a
-   * worker not measured yet counting as the median of the others (undefined: an even split,
-   * when nobody is measured or balance is 'even'). A weight is kept within 1/8 of the
-   * largest, so a worker measured in a bad moment still gets enough leaves to be measured again.
+   * Leaf weights (leaves per worker) of a step of L leaves under balance 'speed': the split
+   * chooseSplit keeps or picks from the workers' smoothed speeds, a worker not measured yet
+   * counting as the median of the others, every speed kept within 1/8 of the largest (so a
+   * worker measured in a bad moment still gets leaves to be measured again). Undefined (an
+   * even split) under 'even', for one worker, more workers than leaves, or none measured.
    */
-  private weights(ids: readonly string[]): number[] | undefined {
-    if (this.balance === 'even' || ids.length < 2) return undefined;
+  private weights(ids: readonly string[], L: number): number[] | undefined {
+    if (this.balance === 'even' || ids.length < 2 || ids.length > L) return undefined;
     const speeds = ids.map((id) => this.workers.get(id)!.speed);
     const known = speeds.filter((s) => s > 0).sort((a, b) => a - b);
     if (known.length === 0) return undefined;
     const median = known[known.length >> 1];
     const max = known[known.length - 1];
-    return speeds.map((s) => Math.max(s > 0 ? s : median, max / 8));
+    const key = `${L}:${ids.join(',')}`;
+    const current = this.split?.key === key ? this.split.leaves : undefined;
+    const leaves = chooseSplit(L, speeds.map((s) => Math.max(s > 0 ? s : median, max / 8)), current);
+    this.split = { key, leaves };
+    return leaves;
   }
 
   /** Send the current params to those of `ids` that lack this version. */
