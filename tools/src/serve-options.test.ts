@@ -5,7 +5,9 @@ import { ConfigError } from '@dptrain/core';
 import { afterAll, expect, test } from 'vitest';
 import { parseConfigObject } from './config-file.js';
 import { dashboardUrl, localWorkerLaunch, reachableUrl } from './coordinated-run.js';
-import { resolveServePlan } from './serve-options.js';
+import { Command } from 'commander';
+import { addServeOptions } from './run-flags.js';
+import { resolveServePlan, serveFlagSettings } from './serve-options.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dptrain-serve-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -24,8 +26,18 @@ const fails = async (p: Promise<unknown>): Promise<ConfigError> => {
   throw new Error('expected a ConfigError');
 };
 
-test('defaults: no checkpoints, stop on non-finite, 3 retries, dashboard on, no token, no TLS', async () => {
-  expect(await resolveServePlan({}, false, undefined)).toEqual({ checkpointEvery: 0, checkpointEverySec: 0, allowInsecure: false, nonFinitePolicy: 'stop', maxRetries: 3, dashboard: true });
+test('defaults: no checkpoints, stop on non-finite, 3 retries, dashboard on, shared memory on, even split, no token, no TLS', async () => {
+  expect(await resolveServePlan({}, false, undefined)).toEqual({
+    checkpointEvery: 0,
+    checkpointEverySec: 0,
+    allowInsecure: false,
+    nonFinitePolicy: 'stop',
+    maxRetries: 3,
+    dashboard: true,
+    sharedMemory: true,
+    balance: 'even',
+  });
+  expect(await resolveServePlan({ shm: false, balance: 'speed' }, false, undefined)).toMatchObject({ sharedMemory: false, balance: 'speed' });
 });
 
 test('the token: the flag, else $DPTRAIN_TOKEN (if not empty), else the config file', async () => {
@@ -74,4 +86,29 @@ test('local workers: the token in their environment (never argv), --ca with TLS,
   expect(reachableUrl('ws://10.0.0.2:8080/')).toBe('ws://10.0.0.2:8080/');
   expect(dashboardUrl('wss://10.0.0.2:8080/')).toBe('https://10.0.0.2:8080/');
   expect(dashboardUrl('ws://0.0.0.0:9/')).toBe('http://127.0.0.1:9/');
+});
+
+test('--balance and --no-shm on the command line; a bad --balance names the flag and the choices', () => {
+  const parse = (args: string[]) => {
+    const cmd = addServeOptions(new Command('train').exitOverride(), 'train');
+    cmd.parse(args, { from: 'user' });
+    const given = new Set<string>();
+    return { s: serveFlagSettings(cmd, given), given };
+  };
+  expect(parse([]).s).toEqual({});
+  const { s, given } = parse(['--balance', 'speed', '--no-shm']);
+  expect(s).toEqual({ balance: 'speed', shm: false });
+  expect([...given].sort()).toEqual(['balance', 'shm']);
+  const e = (() => {
+    try {
+      parse(['--balance', 'fair']);
+    } catch (err) {
+      return err as ConfigError;
+    }
+  })();
+  expect(e).toBeInstanceOf(ConfigError);
+  expect(e!.field).toBe('--balance');
+  expect(e!.message).toMatch(/expected speed or even, got "fair"/);
+  expect(parseConfigObject({ shm: false, balance: 'speed' })).toMatchObject({ shm: false, balance: 'speed' });
+  expect(() => parseConfigObject({ balance: 'fair' }, 'run.json')).toThrow(/^run\.json: balance: /);
 });
