@@ -709,7 +709,8 @@ export class Coordinator {
   private workerList() {
     return this.machine.workerInfos().map((w) => {
       const c = this.conns.get(w.workerId) ?? this.gone.get(w.workerId);
-      return { ...w, bytesIn: c?.bytesIn ?? 0, bytesOut: c?.bytesOut ?? 0 };
+      // bytes exchanged with the worker by either path: frames on the socket, payloads in shared memory
+      return { ...w, bytesIn: (c?.bytesIn ?? 0) + (c?.shmBytesIn ?? 0), bytesOut: (c?.bytesOut ?? 0) + (c?.shmBytesOut ?? 0) };
     });
   }
 

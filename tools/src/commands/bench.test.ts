@@ -64,7 +64,22 @@ describe('dptrain bench (built CLI, real worker processes)', () => {
     expect(j.rows[0].summary).toMatchObject({ workers: 2, runs: 1 });
     expect(j.runs['2'][0]).toMatchObject({ workers: 2, timedSteps: 5, participants: { min: 2, max: 2 } });
     expect(j.runs['2'][0].rawBytesPerStep).toBe(2 * 2 * 4 * j.runs['2'][0].paramCount);
+    // local workers: params and gradients through shared memory, the socket carries the rest
+    expect(j.options).toMatchObject({ sharedMemory: true, balance: 'even' });
+    for (const w of j.runs['2'][0].traffic) expect(w.shmSent).toBe(4 * j.runs['2'][0].paramCount);
     expect((await readFile(out, 'utf8')).startsWith('<?xml')).toBe(true);
+  });
+
+  test('--no-shm keeps the payloads on the socket', async () => {
+    const r = await runCli([...tiny, '--workers', '2', '--out', join(dir, 'noshm.svg'), '--json', '--no-shm', '--balance', 'speed'], { timeoutMs: 50_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.options).toMatchObject({ sharedMemory: false, balance: 'speed' });
+    const run = j.runs['2'][0];
+    for (const w of run.traffic) {
+      expect(w.shmSent).toBe(0);
+      expect(w.sent).toBeGreaterThan(4 * run.paramCount);
+    }
   });
 
   test.each([
@@ -72,6 +87,7 @@ describe('dptrain bench (built CLI, real worker processes)', () => {
     [['--workers', '1,8', '--batch-size', '32', '--leaf-size', '8'], /--workers: each worker needs at least one leaf: a batch of 32 has 4 leaves of 8, got 8/],
     [['--out', 'chart.png'], /--out: expected a file name ending in \.svg or \.html/],
     [['--steps', '0'], /--steps: expected an integer in \[1, 1000000\]/],
+    [['--balance', 'fair'], /--balance: expected even or speed, got "fair"/],
     [['--batch-size', '0'], /--batch-size: expected an integer in \[1, 1048576\], got 0/],
   ])('usage error %j exits 2 naming the flag', async (args, message) => {
     const r = await runCli([...tiny, ...(args as string[])], { cwd: dir });

@@ -52,7 +52,9 @@ export function benchCommand(): Command {
     .option('--steps <n>', `timed steps per run (default ${BENCH_DEFAULTS.steps})`)
     .option('--warmup <n>', `untimed steps before them (default ${BENCH_DEFAULTS.warmup})`)
     .option('--repeat <k>', `runs per worker count, each with fresh worker processes (default ${BENCH_DEFAULTS.repeat})`)
-    .option('--out <file>', 'chart file: .html (a page with the chart and the table) or .svg (default bench-<timestamp>.html)');
+    .option('--out <file>', 'chart file: .html (a page with the chart and the table) or .svg (default bench-<timestamp>.html)')
+    .option('--balance <how>', "split each step's leaves evenly (even, the default) or by the workers' measured speed (speed)")
+    .option('--no-shm', 'keep params and gradients on the socket (no shared-memory data plane for the local workers)');
   cmd.action(async (_opts: unknown, self: Command) => {
     const o = self.opts();
     const workers = parseWorkerList(o.workers ?? BENCH_DEFAULTS.workers);
@@ -61,8 +63,10 @@ export function benchCommand(): Command {
     const repeat = intOpt('--repeat', o.repeat, BENCH_DEFAULTS.repeat, 1, 1000);
     const out = chartPath(o.out);
     if (o.kernel !== undefined) kernelFlag('--kernel', o.kernel);
+    const balance = o.balance ?? 'even';
+    if (balance !== 'even' && balance !== 'speed') throw new ConfigError('--balance', `expected even or speed, got ${JSON.stringify(balance)}`);
     // heavy modules load here, so `dptrain worker` processes start faster
-    process.exitCode = await runBench(self, { workers, steps, warmup, repeat, out, kernel: o.kernel as BenchSettings['kernel'] });
+    process.exitCode = await runBench(self, { workers, steps, warmup, repeat, out, kernel: o.kernel as BenchSettings['kernel'], sharedMemory: o.shm !== false, balance });
   });
   return cmd;
 }
@@ -74,6 +78,8 @@ interface BenchSettings {
   repeat: number;
   out: string;
   kernel?: KernelName;
+  sharedMemory: boolean;
+  balance: 'even' | 'speed';
 }
 
 /**
@@ -115,7 +121,7 @@ async function runBench(cmd: Command, s: BenchSettings): Promise<number> {
 
   const say = (line: string) => process.stderr.write(`${line}\n`);
   const info = plan.json ? () => {} : say;
-  info(`bench: ${plan.data.description}; batch ${c.batchSize} (leaves of ${c.leafSize}), ${c.optimizer.name} lr ${c.optimizer.lr}, kernel ${c.kernel}; workers ${s.workers.join(', ')}; ${s.repeat} run(s) × ${s.warmup} + ${s.steps} steps`);
+  info(`bench: ${plan.data.description}; batch ${c.batchSize} (leaves of ${c.leafSize}), ${c.optimizer.name} lr ${c.optimizer.lr}, kernel ${c.kernel}; workers ${s.workers.join(', ')} (${s.sharedMemory ? 'shared memory' : 'socket only'}, ${s.balance} split); ${s.repeat} run(s) × ${s.warmup} + ${s.steps} steps`);
   const runs = new Map<number, ScalingRunResult[]>(s.workers.map((w) => [w, []]));
   for (let rep = 0; rep < s.repeat; rep++) {
     const order = rep % 2 === 0 ? s.workers : [...s.workers].reverse();
@@ -129,6 +135,8 @@ async function runBench(cmd: Command, s: BenchSettings): Promise<number> {
         host: plan.host,
         initParams: plan.initParams,
         log: plan.verbose ? say : undefined,
+        sharedMemory: s.sharedMemory,
+        balance: s.balance,
       });
       runs.get(w)!.push(r);
       info(`  ${w} worker(s), run ${rep + 1}/${s.repeat}: ${fmt(r.samplesPerSec)} samples/s, step ${fmt(r.phases.totalMs, 1)} ms`);
@@ -180,7 +188,7 @@ async function runBench(cmd: Command, s: BenchSettings): Promise<number> {
     { header, rows: cells },
   );
   if (plan.json) {
-    const json = { kind: 'bench', machine, config: c, options: { workers: s.workers, steps: s.steps, warmup: s.warmup, repeat: s.repeat }, chart: s.out, rows, runs: Object.fromEntries(runs) };
+    const json = { kind: 'bench', machine, config: c, options: { workers: s.workers, steps: s.steps, warmup: s.warmup, repeat: s.repeat, sharedMemory: s.sharedMemory, balance: s.balance }, chart: s.out, rows, runs: Object.fromEntries(runs) };
     process.stdout.write(`${JSON.stringify(json)}\n`);
   } else {
     process.stdout.write(`${table(header, cells)}\n\nchart written to ${s.out}\n`);
