@@ -515,10 +515,20 @@ export class Coordinator {
       case 'error': {
         if (c.phase === 'hello') return wrongPhase();
         this.o.log(`worker ${c.id} reports ${msg.code}${msg.fatal ? ' (fatal)' : ''}: ${msg.message}`);
-        // E_SHM is the transport's failure, not a bad result: the worker closes (4006) and
-        // rejoins, its nodes move on as for a lost worker
-        if (msg.code === 'E_SHM') this.dropShm(c);
-        else if (c.phase === 'ready') this.machine.workerError(c.id, msg.code, msg.message);
+        // E_SHM is the transport's failure, not a bad result: a fatal one comes with the
+        // worker's close (4006), its nodes move on as for a lost worker and it rejoins; a
+        // non-fatal one says the worker skipped a task whose params slot was rewritten before
+        // it read it, which means that step is over; should it not be (a slot damaged by
+        // something else), the worker is closed (4006) so that its nodes move on now
+        if (msg.code === 'E_SHM') {
+          if (msg.fatal) this.dropShm(c);
+          else if (msg.step !== undefined && msg.step === this.machine.step && this.isMember(c.id)) {
+            this.countBad('E_SHM');
+            this.dropShm(c);
+            c.endReason = `E_SHM: ${msg.message}`;
+            c.fail('E_SHM', `step ${msg.step} is still in progress but its params could not be read: ${msg.message}`, CLOSE_CODES.SHM_FAILED, true);
+          }
+        } else if (c.phase === 'ready') this.machine.workerError(c.id, msg.code, msg.message);
         else this.events.emit({ kind: 'error', code: msg.code, message: msg.message, workerId: c.id });
         if (msg.fatal) this.leave(c, `error ${msg.code}: ${msg.message}`);
         return true;

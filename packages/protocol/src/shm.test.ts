@@ -9,6 +9,7 @@ import {
   SHM_SLOT_HEADER_BYTES,
   SlotReader,
   SlotWriter,
+  StaleSlotError,
   checkFileHeader,
   fileHeader,
   memorySlotIo,
@@ -154,6 +155,32 @@ describe('SlotWriter / SlotReader over memory', () => {
     const { io } = memFile();
     new SlotWriter(io, PC, SLOTS).write(0, 1, awkward());
     shmFails(() => new SlotReader(io, PC, SLOTS).read(2, 2, 1, new Float32Array(PC)), 'slot 2 was never written');
+  });
+
+  it('a rewritten or half-written slot is a StaleSlotError (the writer moved on); a never-written one is not', () => {
+    const { io } = memFile();
+    const w = new SlotWriter(io, PC, SLOTS);
+    const r = new SlotReader(io, PC, SLOTS);
+    const first = w.write(1, 5, awkward());
+    w.write(1, 7, awkward());
+    const stale = (() => {
+      try {
+        r.read(1, first, 5, new Float32Array(PC));
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(stale).toBeInstanceOf(StaleSlotError);
+    expect(stale).toMatchObject({ code: 'E_SHM', stale: true });
+    const never = (() => {
+      try {
+        r.read(2, 2, 1, new Float32Array(PC));
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(never).toBeInstanceOf(ProtocolError);
+    expect(never).not.toBeInstanceOf(StaleSlotError);
   });
 
   it('a rewrite during the payload read (torn read) → E_SHM, not a mix of two payloads', () => {

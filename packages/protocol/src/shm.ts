@@ -52,6 +52,19 @@ function shmError(message: string): ProtocolError {
   return new ProtocolError('E_SHM', message);
 }
 
+/**
+ * E_SHM for a slot that a later write has taken over (its seq moved on, or a write is in
+ * progress): the payload the message named is gone, and the writer has moved past it. For
+ * the params file this proves the reader lags at least two versions behind, so the task
+ * that goes with those params is stale too.
+ */
+export class StaleSlotError extends ProtocolError {
+  readonly stale = true;
+  constructor(message: string) {
+    super('E_SHM', message);
+  }
+}
+
 function checkSizes(paramCount: number, slots: number): void {
   if (!Number.isInteger(paramCount) || paramCount < 1) throw new RangeError(`paramCount must be a positive integer, got ${paramCount}`);
   if (!Number.isInteger(slots) || slots < 1 || slots > 64) throw new RangeError(`slots must be an integer in [1, 64], got ${slots}`);
@@ -162,7 +175,8 @@ export class SlotReader {
     const t = this.dv.getUint32(4, true);
     if (s !== seq || t !== tag >>> 0) {
       const what = s % 2 === 1 ? 'is being rewritten' : s === 0 ? 'was never written' : 'was rewritten';
-      throw shmError(`slot ${slot} ${what} (${when} the read: seq ${s} tag ${t}, expected seq ${seq} tag ${tag >>> 0})`);
+      const message = `slot ${slot} ${what} (${when} the read: seq ${s} tag ${t}, expected seq ${seq} tag ${tag >>> 0})`;
+      throw s === 0 ? shmError(message) : new StaleSlotError(message);
     }
   }
 }

@@ -12,6 +12,7 @@ import {
   type Message,
   type MessageInit,
   ProtocolError,
+  StaleSlotError,
   type WelcomeMessage,
   decode,
   encode,
@@ -225,6 +226,8 @@ export class Worker {
       let shm: ShmClient | undefined;
       /** Why the shared-memory data plane failed in this session (the session then ends as lost, and is retried). */
       let shmBroken: string | undefined;
+      /** A params version whose slot was rewritten before this worker read it: its task is stale and is dropped. */
+      let staleVersion: number | undefined;
       let ctx: DecodeContext = { accept: COORDINATOR_MESSAGE_TYPES };
       let bye: string | undefined;
       let peerError: ErrorMessage | undefined;
@@ -298,10 +301,18 @@ export class Worker {
             if (!runner) throw new ProtocolError('E_STATE', 'params_ref before the worker is ready');
             if (!shm) throw new ProtocolError('E_STATE', 'params_ref to a worker that did not take the shared-memory offer');
             const from = shm;
+            staleVersion = undefined;
             try {
               // straight into the kernels' memory, then scanned there
               runner.setParamsWith(m.version, (dst) => from.readParams(m, dst));
             } catch (e) {
+              // the coordinator has written two newer versions since: this worker lags (it was
+              // stopped, or starved), the step of these params is over and its task is stale
+              if (e instanceof StaleSlotError) {
+                staleVersion = m.version;
+                log(`params version ${m.version} were replaced before this worker read them (${e.message}); its task is stale and will be skipped`);
+                return;
+              }
               if (e instanceof ProtocolError && e.code === 'E_SHM') return breakShm(e);
               throw e;
             }
@@ -309,6 +320,12 @@ export class Worker {
           }
           case 'task': {
             if (!runner) throw new ProtocolError('E_STATE', 'task before the worker is ready');
+            if (m.version === staleVersion && runner.version === undefined) {
+              log(`step ${m.step}: skipped (its params version ${m.version} was already replaced: the step is over)`);
+              // said to the coordinator, which closes this session (4006) should the step not be over
+              this.send(ws, { type: 'error', code: 'E_SHM', message: `params version ${m.version} were replaced before they were read; task of step ${m.step} skipped`, fatal: false, step: m.step });
+              return;
+            }
             lastStep = m.step;
             this.summary.tasks++;
             try {
