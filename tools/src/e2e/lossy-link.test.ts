@@ -103,7 +103,10 @@ describe('lossy links (userspace delay + reset relay)', () => {
     const relays: LossyProxy[] = [];
     for (let i = 0; i < 2; i++) relays.push(await LossyProxy.start({ targetPort: port, seed: rng.nextInt(2 ** 31) }));
     proxies.push(...relays);
-    const workers = NAMES.map((name, i) => cli(name, ['worker', '--connect', `ws://127.0.0.1:${relays[i].port}`, '--name', name, '--max-retries', '3']));
+    // --no-shm: the relays stand for remote links, so the payloads must cross them (on this
+    // host the workers would otherwise take the coordinator's shared memory and only the small
+    // messages would go through the relays)
+    const workers = NAMES.map((name, i) => cli(name, ['worker', '--connect', `ws://127.0.0.1:${relays[i].port}`, '--name', name, '--max-retries', '3', '--no-shm']));
 
     // coordinator stderr: "worker ID (NAME on HOST, pid N) joined; ..." — once per (re)connection
     const joins = (name: string) => coord.stderr.filter((l) => l.includes(`(${name} on `) && / joined/.test(l)).map((l) => /worker (\S+) \(/.exec(l)![1]);
