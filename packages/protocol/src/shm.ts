@@ -103,19 +103,28 @@ export function checkFileHeader(io: SlotIo, nonce: string, paramCount: number, s
   if (sl < slots) throw shmError(`slot file header: ${sl} slots, expected at least ${slots}`);
 }
 
-/** Writes payloads into the slots of one file; the only writer of that file. */
-export class SlotWriter {
-  private seq = 0;
-  private readonly hdr = new Uint8Array(SHM_SLOT_HEADER_BYTES);
-  private readonly dv = new DataView(this.hdr.buffer);
+/** One slot file seen through a SlotIo: its sizes, and a reusable slot-header buffer. */
+abstract class SlotFile {
+  protected readonly hdr = new Uint8Array(SHM_SLOT_HEADER_BYTES);
+  protected readonly dv = new DataView(this.hdr.buffer);
 
   constructor(
-    private readonly io: SlotIo,
+    protected readonly io: SlotIo,
     readonly paramCount: number,
     readonly slots: number,
   ) {
     checkSizes(paramCount, slots);
   }
+
+  /** File offset of slot `slot`'s header. */
+  protected offsetOf(slot: number): number {
+    return SHM_FILE_HEADER_BYTES + slot * slotStride(this.paramCount);
+  }
+}
+
+/** Writes payloads into the slots of one file; the only writer of that file. */
+export class SlotWriter extends SlotFile {
+  private seq = 0;
 
   /** Write `data` (paramCount floats) into `slot` with `tag` (u32); returns the seq a reader must find. Throws E_SHM on a short write. */
   write(slot: number, tag: number, data: Float32Array): number {
@@ -123,7 +132,7 @@ export class SlotWriter {
     if (data.length !== this.paramCount) throw new RangeError(`expected ${this.paramCount} floats, got ${data.length}`);
     const seq = nextSeq(this.seq);
     this.seq = seq;
-    const at = SHM_FILE_HEADER_BYTES + slot * slotStride(this.paramCount);
+    const at = this.offsetOf(slot);
     this.dv.setUint32(0, seq - 1, true); // odd: a write in progress
     this.dv.setUint32(4, tag >>> 0, true);
     this.put(this.hdr, at);
@@ -140,18 +149,7 @@ export class SlotWriter {
 }
 
 /** Reads payloads out of the slots of one file, checking each slot's seqlock. */
-export class SlotReader {
-  private readonly hdr = new Uint8Array(SHM_SLOT_HEADER_BYTES);
-  private readonly dv = new DataView(this.hdr.buffer);
-
-  constructor(
-    private readonly io: SlotIo,
-    readonly paramCount: number,
-    readonly slots: number,
-  ) {
-    checkSizes(paramCount, slots);
-  }
-
+export class SlotReader extends SlotFile {
   /**
    * Read slot `slot` into `dst` (paramCount floats) and check that it holds the write the
    * message named (`seq`, `tag`) from start to end. Throws E_SHM otherwise: `dst` then
@@ -160,7 +158,7 @@ export class SlotReader {
   read(slot: number, seq: number, tag: number, dst: Float32Array): void {
     if (!Number.isInteger(slot) || slot < 0 || slot >= this.slots) throw shmError(`slot ${slot} does not exist (the file has ${this.slots})`);
     if (dst.length !== this.paramCount) throw new RangeError(`expected room for ${this.paramCount} floats, got ${dst.length}`);
-    const at = SHM_FILE_HEADER_BYTES + slot * slotStride(this.paramCount);
+    const at = this.offsetOf(slot);
     this.check(at, slot, seq, tag, 'before');
     const b = bytesOf(dst);
     const n = this.io.read(b, at + SHM_SLOT_HEADER_BYTES);
