@@ -231,3 +231,37 @@ describe('fdSlotIo', () => {
     expect([...dst]).toEqual([0, 0, 1, 2, 3, 4, 0, 0]);
   });
 });
+
+describe('ShmHost room', () => {
+  it('writes every file in full at creation, so later writes cannot run out of room', () => {
+    const h = host();
+    h.addWorker('w1');
+    for (const [name, slots] of [
+      ['params', 2],
+      ['w1.res', RESULT_SLOTS],
+    ] as const) {
+      const st = statSync(join(h.dir, name));
+      expect(st.size).toBe(slotFileBytes(PC, slots));
+      expect(st.blocks * 512).toBeGreaterThanOrEqual(st.size);
+    }
+  });
+
+  it('refuses a file beyond its budget with a message naming the room needed and left, and counts deleted files back', () => {
+    const params = slotFileBytes(PC, 2);
+    const res = slotFileBytes(PC, RESULT_SLOTS);
+    expect(ShmHost.create(root, PC, { maxBytes: params - 1 })).toBeInstanceOf(Error);
+    expect((ShmHost.create(root, PC, { maxBytes: params - 1 }) as Error).message).toMatch(/not enough room in .*: params needs [\d.]+ MiB, [\d.]+ MiB of [\d.]+ MiB left/);
+    // the refused directories were removed
+    expect(readdirSync(root)).toEqual([]);
+    const h = ShmHost.create(root, PC, { maxBytes: params + res });
+    if (h instanceof Error) throw h;
+    hosts.push(h);
+    h.addWorker('a');
+    expect(() => h.addWorker('b')).toThrow(/not enough room .*: b\.res needs/);
+    expect(existsSync(join(h.dir, 'b.res'))).toBe(false);
+    expect(h.hasWorker('b')).toBe(false);
+    h.removeWorker('a');
+    h.addWorker('b');
+    expect(h.hasWorker('b')).toBe(true);
+  });
+});

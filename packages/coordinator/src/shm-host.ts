@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, readSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readSync, readdirSync, rmSync, statSync, statfsSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { ProtocolError, type ShmOffer, SlotReader, type SlotIo, SlotWriter, fileHeader, positionedSlotIo, slotFileBytes } from '@dptrain/protocol';
 
@@ -17,7 +17,19 @@ export function fdSlotIo(fd: number): SlotIo {
 interface WorkerFile {
   fd: number;
   path: string;
+  bytes: number;
   reader: SlotReader;
+}
+
+/** Options of ShmHost.create. */
+export interface ShmHostOptions {
+  /**
+   * Most bytes the host's files may take in the directory (default: the file system's free
+   * space at creation, from statfs). Every file is written in full when it is created, so a
+   * full /dev/shm (64 MiB in a default Docker container) shows as a refused offer at join
+   * time, never as a failed write mid-run.
+   */
+  maxBytes?: number;
 }
 
 /**
@@ -34,10 +46,13 @@ export class ShmHost {
   private readonly workers = new Map<string, WorkerFile>();
   private written: { version: number; slot: number; seq: number } | undefined;
   private closed = false;
+  /** Bytes of the files created and not deleted. */
+  private used = 0;
 
   private constructor(
     readonly dir: string,
     readonly paramCount: number,
+    private readonly budget: number,
   ) {
     const nonce = randomBytes(16).toString('hex');
     this.offer = { dir, nonce, resultSlots: RESULT_SLOTS };
@@ -50,13 +65,18 @@ export class ShmHost {
    * such directory, not writable, out of space): the caller then keeps to the socket.
    * Directories left by coordinators that died (their pid is gone) are removed first.
    */
-  static create(root: string, paramCount: number): ShmHost | Error {
+  static create(root: string, paramCount: number, opts: ShmHostOptions = {}): ShmHost | Error {
     try {
       if (!existsSync(root)) return new Error(`${root} does not exist`);
       sweepStale(root);
+      let budget = opts.maxBytes;
+      if (budget === undefined) {
+        const fs = statfsSync(root);
+        budget = fs.bavail * fs.bsize;
+      }
       const dir = mkdtempSync(join(root, `${PREFIX}${process.pid}-`));
       try {
-        return new ShmHost(dir, paramCount);
+        return new ShmHost(dir, paramCount, budget);
       } catch (e) {
         rmSync(dir, { recursive: true, force: true });
         throw e;
@@ -82,7 +102,8 @@ export class ShmHost {
     this.removeWorker(workerId);
     const name = `${workerId}.res`;
     const fd = this.createFile(name, RESULT_SLOTS);
-    this.workers.set(workerId, { fd, path: join(this.dir, name), reader: new SlotReader(fdSlotIo(fd), this.paramCount, RESULT_SLOTS) });
+    const bytes = slotFileBytes(this.paramCount, RESULT_SLOTS);
+    this.workers.set(workerId, { fd, path: join(this.dir, name), bytes, reader: new SlotReader(fdSlotIo(fd), this.paramCount, RESULT_SLOTS) });
   }
 
   hasWorker(workerId: string): boolean {
@@ -103,6 +124,7 @@ export class ShmHost {
     this.workers.delete(workerId);
     closeQuietly(f.fd);
     rmSync(f.path, { force: true });
+    this.used -= f.bytes;
   }
 
   /** Close every file and delete the directory. Safe to call twice. */
@@ -114,15 +136,30 @@ export class ShmHost {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
+  /** Create a slot file and write it in full (header, zeroed slots), within the budget; throws if there is no room. */
   private createFile(name: string, slots: number): number {
-    const fd = openSync(join(this.dir, name), 'wx+', 0o600);
+    const size = slotFileBytes(this.paramCount, slots);
+    const mb = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+    if (this.used + size > this.budget) {
+      throw new Error(`not enough room in ${this.dir}: ${name} needs ${mb(size)}, ${mb(Math.max(0, this.budget - this.used))} of ${mb(this.budget)} left`);
+    }
+    const path = join(this.dir, name);
+    const fd = openSync(path, 'wx+', 0o600);
     try {
       const header = fileHeader(this.offer.nonce, this.paramCount, slots);
       if (writeSync(fd, header, 0, header.byteLength, 0) !== header.byteLength) throw new Error(`short write of the header of ${name}`);
-      ftruncateSync(fd, slotFileBytes(this.paramCount, slots));
+      // allocate every page now: a memory file system that fills up refuses here, at join time
+      const zeros = new Uint8Array(Math.min(1 << 20, size));
+      for (let at = header.byteLength; at < size; ) {
+        const n = writeSync(fd, zeros, 0, Math.min(zeros.byteLength, size - at), at);
+        if (n <= 0) throw new Error(`short write while allocating ${name}`);
+        at += n;
+      }
+      this.used += size;
       return fd;
     } catch (e) {
       closeQuietly(fd);
+      rmSync(path, { force: true });
       throw e;
     }
   }
