@@ -4,7 +4,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type Dataset, DptrainError, type EvalResult, fingerprintChunks } from '@dptrain/core';
-import { CLOSE_CODES, type Message, ProtocolError, type ResultMessage, type ResultRefMessage, type RunEvent, type RunEventInit, type ShmOffer, encode, maxFrameBytes } from '@dptrain/protocol';
+import { CLOSE_CODES, type Message, ProtocolError, type ResultMessage, type ResultRefMessage, type RunEvent, type RunEventInit, encode, maxFrameBytes } from '@dptrain/protocol';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import { CheckpointStore, loadResumeCheckpoint } from './checkpoint-store.js';
 import { Connection } from './connection.js';
@@ -18,7 +18,7 @@ import { type CoordinatorOptions, type ResolvedOptions, checkExposure, isLoopbac
 import { type FrameSender, ParamsBroadcast } from './params-broadcast.js';
 import type { ResumeState } from './resume.js';
 import type { TaskInit } from './round.js';
-import { ShmHost } from './shm-host.js';
+import { ShmPlane } from './shm-plane.js';
 
 export { writeFileAtomic } from './checkpoint-io.js';
 export type { CoordinatorOptions } from './options.js';
@@ -126,11 +126,9 @@ export class Coordinator {
   private readonly conns = new Map<string, Connection>();
   private readonly gone = new Map<string, Connection>();
   private readonly traffic = { bytesIn: 0, bytesOut: 0, shmBytesIn: 0, shmBytesOut: 0 };
-  /** The shared-memory data plane: created at the first loopback hello; null when unavailable or off. */
-  private shm: ShmHost | null | undefined;
+  /** The shared-memory data plane for workers on this host. */
+  private readonly shm: ShmPlane;
   private readonly payloads = { paramsOut: 0, resultsIn: 0 };
-  /** Where result_ref gradients are read to (the round copies them into its own buffers). */
-  private shmScratch: Float32Array | undefined;
   private readonly badFrames: Record<string, number> = {};
   private readonly frames = { ok: 0, ignored: 0 };
   /** Frames received on connections no longer in conns/gone. */
@@ -191,6 +189,7 @@ export class Coordinator {
     });
     this.store = new CheckpointStore(this.o.checkpointDir);
     this.maxPayload = maxFrameBytes(this.machine.paramCount, 0);
+    this.shm = new ShmPlane({ enabled: this.o.sharedMemory, dir: this.o.shmDir, paramCount: this.machine.paramCount, log: this.o.log });
     this.donePromise = new Promise<RunSummary>((res, rej) => {
       this.resolveDone = res;
       this.rejectDone = rej;
@@ -480,7 +479,7 @@ export class Coordinator {
         c.name = msg.workerName;
         c.host = msg.host || c.host;
         c.phase = 'loading';
-        const shm = this.shmOffer(c);
+        const shm = this.shm.offer(c);
         c.send({ type: 'welcome', ...r.welcome, ...(shm ? { shm } : {}) });
         this.o.log(`worker ${c.id} (${c.name} on ${c.host}, pid ${msg.pid}) joined; loading ${this.o.config.data}`);
         return true;
@@ -488,8 +487,7 @@ export class Coordinator {
       case 'ready': {
         if (c.phase !== 'loading') return wrongPhase();
         c.phase = 'ready';
-        if (msg.shm === true && c.shmOffered && this.shm?.hasWorker(c.id)) c.shm = true;
-        else if (c.shmOffered) this.dropShm(c);
+        this.shm.ready(c, msg.shm === true);
         const refusal = this.machine.workerReady(c.id, msg.fingerprint, now);
         if (refusal) {
           this.refuse(c, refusal);
@@ -521,10 +519,10 @@ export class Coordinator {
         // it read it, which means that step is over; should it not be (a slot damaged by
         // something else), the worker is closed (4006) so that its nodes move on now
         if (msg.code === 'E_SHM') {
-          if (msg.fatal) this.dropShm(c);
+          if (msg.fatal) this.shm.drop(c);
           else if (msg.step !== undefined && msg.step === this.machine.step && this.isMember(c.id)) {
             this.countBad('E_SHM');
-            this.dropShm(c);
+            this.shm.drop(c);
             c.endReason = `E_SHM: ${msg.message}`;
             c.fail('E_SHM', `step ${msg.step} is still in progress but its params could not be read: ${msg.message}`, CLOSE_CODES.SHM_FAILED, true);
           }
@@ -556,55 +554,19 @@ export class Coordinator {
    * A result whose gradient is in the worker's result file: read it (checking the slot's
    * seqlock) and handle it as a result. A slot that does not hold the write the message names
    * (rewritten, never written, a failed read) closes the connection with E_SHM (4006): the
-   * worker's nodes move on as for a lost worker, and it rejoins over the socket alone.
+   * worker's nodes move on as for a lost worker, and it rejoins.
    */
   private onResultRef(c: Connection, ref: ResultRefMessage): boolean {
-    const shm = this.shm!;
-    const grad = (this.shmScratch ??= new Float32Array(this.machine.paramCount));
-    try {
-      shm.readResult(c.id, ref.slot, ref.seq, ref.step, grad);
-    } catch (e) {
-      const err = e instanceof ProtocolError ? e : new ProtocolError('E_SHM', `reading the result file failed: ${(e as Error)?.message ?? String(e)}`);
+    const got = this.shm.readResult(c, ref);
+    if (got instanceof ProtocolError) {
       this.countBad('E_SHM');
-      this.o.log(`worker ${c.id}: ${err.message}; closing, it rejoins without shared memory`);
-      c.endReason = `E_SHM: ${err.message}`;
-      c.fail('E_SHM', err.message, CLOSE_CODES.SHM_FAILED, true);
+      this.o.log(`worker ${c.id}: ${got.message}; closing, it rejoins`);
+      c.endReason = `E_SHM: ${got.message}`;
+      c.fail('E_SHM', got.message, CLOSE_CODES.SHM_FAILED, true);
       return false;
     }
-    c.shmReceived(grad.byteLength);
-    const { slot: _slot, seq: _seq, type: _type, ...fields } = ref;
-    this.onResult(c, { ...fields, type: 'result', grad });
+    this.onResult(c, got);
     return true;
-  }
-
-  /** Offer the shared-memory data plane to a worker on this host: its result file, and the offer for the welcome (undefined: none). */
-  private shmOffer(c: Connection): ShmOffer | undefined {
-    if (!this.o.sharedMemory || !c.loopback || this.shm === null) return undefined;
-    if (this.shm === undefined) {
-      const host = ShmHost.create(this.o.shmDir, this.machine.paramCount);
-      if (host instanceof Error) {
-        this.o.log(`shared memory unavailable (${host.message}); local workers use the socket`);
-        this.shm = null;
-        return undefined;
-      }
-      this.shm = host;
-      this.o.log(`shared-memory data plane for local workers in ${host.dir}`);
-    }
-    try {
-      this.shm.addWorker(c.id);
-    } catch (e) {
-      this.o.log(`worker ${c.id}: no shared memory (${(e as Error).message}); it uses the socket`);
-      return undefined;
-    }
-    c.shmOffered = true;
-    return this.shm.offer;
-  }
-
-  /** Stop using shared memory with `c` (it declined, or its session ended): delete its result file. */
-  private dropShm(c: Connection): void {
-    c.shm = false;
-    c.shmOffered = false;
-    this.shm?.removeWorker(c.id);
   }
 
   /** The worker ends its session (bye or a fatal error): close, and move its nodes on at once. */
@@ -626,7 +588,7 @@ export class Coordinator {
     const dead = c.endReason === undefined ? true : c.endDead;
     c.phase = 'closed';
     this.conns.delete(c.id);
-    if (c.shmOffered) this.dropShm(c);
+    if (c.shmOffered) this.shm.drop(c);
     if (this.isMember(c.id)) {
       this.gone.set(c.id, c);
       for (const [id, old] of this.gone) {
@@ -734,7 +696,7 @@ export class Coordinator {
           const c = this.conns.get(id);
           if (!c) continue;
           this.payloads.paramsOut++;
-          if (c.shm && this.sendParamsRef(c, version, params)) continue;
+          if (this.shm.sendParams(c, version, params)) continue;
           senders.push((bytes, done) => c.sendBytes(bytes, done));
         }
         if (senders.length === 0) return;
@@ -762,27 +724,6 @@ export class Coordinator {
       },
       runFailed: (err) => this.failRun(err),
     };
-  }
-
-  /**
-   * Params through shared memory: the version is written to the params file once, the
-   * worker gets a params_ref. False if the write failed (shared memory is then given up
-   * for the run and every worker gets params frames).
-   */
-  private sendParamsRef(c: Connection, version: number, params: Float32Array): boolean {
-    const shm = this.shm;
-    if (!shm) return false;
-    let ref: { slot: number; seq: number };
-    try {
-      ref = shm.writeParams(version, params);
-    } catch (e) {
-      this.o.log(`writing params to shared memory failed (${(e as Error).message}); every worker gets params through the socket from now on`);
-      for (const w of this.conns.values()) w.shm = false;
-      return false;
-    }
-    c.send({ type: 'params_ref', version, ...ref });
-    c.shmSent(params.byteLength);
-    return true;
   }
 
   /** After a step: a resume checkpoint every checkpointEvery steps / checkpointEverySec seconds (not at the last step: final.safetensors follows). */
@@ -885,7 +826,7 @@ export class Coordinator {
     if (this.failing) await this.failing;
     for (const c of this.conns.values()) c.bye('shutdown', 1001);
     await this.store.idle();
-    this.shm?.close();
+    this.shm.close();
     this.observer?.unmount();
     const wss = this.wss;
     const http = this.http;
