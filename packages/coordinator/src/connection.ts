@@ -28,6 +28,8 @@ export class Connection {
   shm = false;
   /** The peer's address is loopback (the only peers offered shared memory). */
   loopback = false;
+  /** Params given through shared memory whose reference waits for this worker's next task (see ShmPlane). */
+  pendingParamsRef: { version: number; slot: number; seq: number } | undefined;
   /** Frames received on this connection. */
   framesIn = 0;
   private windowStart = 0;

@@ -705,7 +705,11 @@ export class Coordinator {
       },
       sendTask: (id: string, task: TaskInit) => {
         this.firstTaskAt ??= performance.now();
-        this.conns.get(id)?.send({ type: 'task', ...task });
+        const c = this.conns.get(id);
+        if (!c) return;
+        // params just given through shared memory travel with the task: one message, one wake-up
+        const paramsRef = this.shm.takeRef(c, task.version);
+        c.send({ type: 'task', ...task, ...(paramsRef ? { paramsRef } : {}) });
       },
       closeWorker: (id, why) => {
         const c = this.conns.get(id);

@@ -84,7 +84,7 @@ describe('ShmPlane', () => {
     expect(readdirSync(offer.dir)).toEqual(['params']);
   });
 
-  it('sends params as params_ref, written once per version, readable bit for bit; not to a worker off shared memory', () => {
+  it('gives params through the file, written once per version: the reference goes with the task, else as a params_ref at the end of the tick', async () => {
     const p = plane();
     const a = conn('a');
     const b = conn('b');
@@ -95,10 +95,23 @@ describe('ShmPlane', () => {
     const v5 = params(5);
     expect(p.sendParams(a, 5, v5)).toBe(true);
     expect(p.sendParams(b, 5, v5)).toBe(true);
-    const [ra, rb] = [a.sent[0], b.sent[0]] as Array<Extract<MessageInit, { type: 'params_ref' }>>;
-    expect(ra).toMatchObject({ type: 'params_ref', version: 5, slot: 1 });
+    expect([a.sent, b.sent]).toEqual([[], []]);
+    // a's task takes the reference (a task of another version would not)
+    expect(p.takeRef(a, 4)).toBeUndefined();
+    expect(a.sent).toMatchObject([{ type: 'params_ref', version: 5 }]);
+    a.sent.length = 0;
+    expect(p.sendParams(a, 5, v5)).toBe(true);
+    const taken = p.takeRef(a, 5)!;
+    expect(p.takeRef(a, 5)).toBeUndefined();
+    // b has no task this tick: a params_ref goes out at its end
+    await Promise.resolve();
+    expect(a.sent).toEqual([]);
+    const rb = b.sent[0] as Extract<MessageInit, { type: 'params_ref' }>;
+    expect(rb).toMatchObject({ type: 'params_ref', version: 5, slot: 1 });
+    const ra = { type: 'params_ref', version: 5, ...taken };
     expect(rb).toEqual(ra);
-    expect(a.shmBytesOut).toBe(4 * PC);
+    // counted per worker and version given (a was given version 5 twice)
+    expect([a.shmBytesOut, b.shmBytesOut]).toEqual([8 * PC, 4 * PC]);
     const got = new Float32Array(PC);
     new SlotReader(fdSlotIo(openSync(join(offer.dir, 'params'), 'r')), PC, 2).read(ra.slot, ra.seq, 5, got);
     expect(bits(got)).toEqual(bits(v5));

@@ -69,10 +69,12 @@ export class ShmPlane {
   }
 
   /**
-   * Send the params of `version` to `c` as a params_ref (the version is written to the
-   * params file once). False if `c` does not use shared memory or a params write has
-   * failed: the caller sends a params frame. After a failed write every worker gets params
-   * frames from then on; results written through shared memory are still read.
+   * Give `c` the params of `version` through shared memory (the version is written to the
+   * params file once). The reference goes with the worker's next task of that version
+   * (takeRef), or as a params_ref message at the end of this tick if no task takes it.
+   * False if `c` does not use shared memory or a params write has failed: the caller sends
+   * a params frame. After a failed write every worker gets params frames from then on;
+   * results written through shared memory are still read.
    */
   sendParams(c: Connection, version: number, params: Float32Array): boolean {
     const host = this.host;
@@ -85,9 +87,31 @@ export class ShmPlane {
       this.paramsFailed = true;
       return false;
     }
-    c.send({ type: 'params_ref', version, ...ref });
+    this.flush(c);
+    c.pendingParamsRef = { version, ...ref };
+    queueMicrotask(() => this.flush(c));
     c.shmSent(params.byteLength);
     return true;
+  }
+
+  /** The params reference waiting for `c`'s task of `version`, taken (undefined: none; one for another version is sent first). */
+  takeRef(c: Connection, version: number): { slot: number; seq: number } | undefined {
+    const p = c.pendingParamsRef;
+    if (!p) return undefined;
+    if (p.version !== version) {
+      this.flush(c);
+      return undefined;
+    }
+    c.pendingParamsRef = undefined;
+    return { slot: p.slot, seq: p.seq };
+  }
+
+  /** Send a params reference no task took as a params_ref message. */
+  flush(c: Connection): void {
+    const p = c.pendingParamsRef;
+    if (!p) return;
+    c.pendingParamsRef = undefined;
+    c.send({ type: 'params_ref', version: p.version, slot: p.slot, seq: p.seq });
   }
 
   /**

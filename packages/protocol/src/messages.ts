@@ -139,6 +139,12 @@ export interface TaskMessage {
   batchSize: number;
   /** Sample indices of batch rows leafLo·leafSize … min(leafHi·leafSize, B) − 1, in order. */
   indices: Int32Array;
+  /**
+   * Shared-memory data plane only: the params of `version` are in this slot of the params
+   * file (as a params_ref would say); the worker reads them before computing. Saves a
+   * separate params_ref message (and a wake-up of the worker) per step.
+   */
+  paramsRef?: { slot: number; seq: number };
 }
 
 /** worker → coordinator: the reduced gradient of one canonical tree node. Payload: paramCount float32. */

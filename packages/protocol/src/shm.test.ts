@@ -341,6 +341,17 @@ describe('params_ref / result_ref / shm fields on the wire', () => {
     });
   }
 
+  it('task.paramsRef: round-trips with the task; slot and seq checked like a params_ref', () => {
+    const t = { ...ex.task, paramsRef: { slot: 1, seq: 18 } };
+    const back = decode(encode(t));
+    expect(back).toMatchObject({ type: 'task', paramsRef: { slot: 1, seq: 18 } });
+    expect(Array.from((back as typeof t).indices)).toEqual(Array.from(ex.task.indices));
+    expect(decode(encode(ex.task))).not.toHaveProperty('paramsRef');
+    fieldFails({ ...ex.task, paramsRef: { slot: 1, seq: 3 } }, 'task.paramsRef.seq');
+    fieldFails({ ...ex.task, paramsRef: { slot: 64, seq: 2 } }, 'task.paramsRef.slot');
+    fieldFails({ ...ex.task, paramsRef: 5 }, 'task.paramsRef');
+  });
+
   it('result_ref shares the result checks (nodeSize a power of two, correct ≤ samples)', () => {
     fieldFails({ ...ex.result_ref, nodeSize: 3 }, 'result_ref.nodeSize');
     fieldFails({ ...ex.result_ref, correct: ex.result_ref.samples + 1 }, 'result_ref.correct');

@@ -245,7 +245,7 @@ function checkTask(raw: Obj, ctx: DecodeContext): TaskMessage {
     const x = indices[i];
     if (x < 0 || x >= hi) throw fieldError(`task.indices[${i}]`, `a sample index in [0, ${hi})`, x);
   }
-  return {
+  const m: TaskMessage = {
     type: 'task',
     v: PROTOCOL_VERSION,
     step: int(raw, p, 'step'),
@@ -257,4 +257,9 @@ function checkTask(raw: Obj, ctx: DecodeContext): TaskMessage {
     batchSize,
     indices,
   };
+  if (has(raw, 'paramsRef')) {
+    const ref = obj(raw, p, 'paramsRef');
+    m.paramsRef = { slot: int(ref, 'task.paramsRef', 'slot', 0, MAX_SHM_SLOTS - 1), seq: evenSeq(ref, 'task.paramsRef') };
+  }
+  return m;
 }

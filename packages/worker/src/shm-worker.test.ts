@@ -69,6 +69,12 @@ class SlotFiles {
     return fd;
   }
 
+  /** Write params of `version` into its slot; the reference (slot, seq) a task may carry. */
+  ref(version: number, data: Float32Array): { slot: number; seq: number } {
+    const slot = version % PARAMS_SLOTS;
+    return { slot, seq: this.params.write(slot, version, data) };
+  }
+
   /** Write params of `version` into its slot; the params_ref that names them. */
   paramsRef(version: number, data: Float32Array): MessageInit {
     const slot = version % PARAMS_SLOTS;
@@ -166,6 +172,37 @@ describe('taking the offer', () => {
     }
     conn.ws.close(4004, 'run finished');
     expect(await within(shm.done, 5000, 'worker finished')).toMatchObject({ reason: 'run finished', results: NODES.length });
+  });
+});
+
+describe('params carried by the task', () => {
+  test('a task with paramsRef: params read from the slot first, then result_refs (no params_ref message needed)', async () => {
+    const f = await slotFiles();
+    const { s, done } = await start();
+    const { conn, ready } = await joinSession(s, f.offer);
+    expect(ready).toMatchObject({ shm: true });
+    conn.send({ ...task(7), paramsRef: f.ref(7, params) } as MessageInit);
+    for (const node of NODES) expect(await next(conn, 'result_ref')).toMatchObject({ type: 'result_ref', step: 4, nodeLo: node.lo, nodeSize: node.size });
+    conn.ws.close(4004, 'run finished');
+    expect(await within(done, 5000, 'worker finished')).toMatchObject({ reason: 'run finished', tasks: 1, results: NODES.length });
+  });
+
+  test('a task whose paramsRef slot was rewritten: skipped and reported; a task with paramsRef to a worker without the offer is E_STATE', async () => {
+    const f = await slotFiles();
+    const { s, done } = await start();
+    const { conn } = await joinSession(s, f.offer);
+    const stale = f.ref(1, params);
+    f.ref(3, params);
+    conn.send({ ...task(1), paramsRef: stale } as MessageInit);
+    expect(await next(conn, 'the skip report')).toMatchObject({ type: 'error', code: 'E_SHM', fatal: false, step: 4 });
+    conn.ws.close(4004, 'run finished');
+    expect(await within(done, 5000, 'worker finished')).toMatchObject({ reason: 'run finished', tasks: 0 });
+
+    const plain = await start({ sharedMemory: false });
+    const second = await joinSession(plain.s, f.offer);
+    second.conn.send({ ...task(1), paramsRef: f.ref(1, params) } as MessageInit);
+    expect(await next(second.conn, 'error')).toMatchObject({ type: 'error', code: 'E_STATE', fatal: true, message: expect.stringMatching(/task\.paramsRef to a worker that did not take the shared-memory offer/) });
+    await expect(within(plain.done, 5000, 'worker failed')).rejects.toMatchObject({ code: 'E_STATE' });
   });
 });
 

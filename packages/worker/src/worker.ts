@@ -257,6 +257,33 @@ export class Worker {
         } else ws.terminate();
       };
 
+      /**
+       * Read params `version` from the slot `ref` names straight into the kernels' memory
+       * (scanned there). False if the session cannot go on with them: the slot was rewritten
+       * before the read (this worker lags at least two versions: the step of those params is
+       * over, its task is skipped and reported) or shared memory failed (the session ends).
+       */
+      const readShmParams = (runner: TaskRunner, version: number, ref: { slot: number; seq: number }, what: string): boolean => {
+        if (!shm) throw new ProtocolError('E_STATE', `${what} to a worker that did not take the shared-memory offer`);
+        const from = shm;
+        staleVersion = undefined;
+        try {
+          runner.setParamsWith(version, (dst) => from.readParams({ version, slot: ref.slot, seq: ref.seq }, dst));
+          return true;
+        } catch (e) {
+          if (e instanceof StaleSlotError) {
+            staleVersion = version;
+            log(`params version ${version} were replaced before this worker read them (${e.message}); its task is stale and will be skipped`);
+            return true;
+          }
+          if (e instanceof ProtocolError && e.code === 'E_SHM') {
+            breakShm(e);
+            return false;
+          }
+          throw e;
+        }
+      };
+
       const onWelcome = async (m: WelcomeMessage) => {
         welcome = m;
         this.summary.workerId = m.workerId;
@@ -297,29 +324,14 @@ export class Worker {
             if (!runner) throw new ProtocolError('E_STATE', 'params before the worker is ready');
             runner.setParams(m.version, m.data);
             return;
-          case 'params_ref': {
+          case 'params_ref':
             if (!runner) throw new ProtocolError('E_STATE', 'params_ref before the worker is ready');
-            if (!shm) throw new ProtocolError('E_STATE', 'params_ref to a worker that did not take the shared-memory offer');
-            const from = shm;
-            staleVersion = undefined;
-            try {
-              // straight into the kernels' memory, then scanned there
-              runner.setParamsWith(m.version, (dst) => from.readParams(m, dst));
-            } catch (e) {
-              // the coordinator has written two newer versions since: this worker lags (it was
-              // stopped, or starved), the step of these params is over and its task is stale
-              if (e instanceof StaleSlotError) {
-                staleVersion = m.version;
-                log(`params version ${m.version} were replaced before this worker read them (${e.message}); its task is stale and will be skipped`);
-                return;
-              }
-              if (e instanceof ProtocolError && e.code === 'E_SHM') return breakShm(e);
-              throw e;
-            }
+            readShmParams(runner, m.version, m, 'params_ref');
             return;
-          }
           case 'task': {
             if (!runner) throw new ProtocolError('E_STATE', 'task before the worker is ready');
+            // params given through shared memory may come with the task itself
+            if (m.paramsRef && !readShmParams(runner, m.version, m.paramsRef, 'task.paramsRef')) return;
             if (m.version === staleVersion && runner.version === undefined) {
               log(`step ${m.step}: skipped (its params version ${m.version} was already replaced: the step is over)`);
               // said to the coordinator, which closes this session (4006) should the step not be over

@@ -149,6 +149,7 @@ interface RawEnd {
   code: number;
   errors: ErrorMessage[];
   types: string[];
+  tasks: Message[];
   welcome?: ShmOffer;
 }
 
@@ -158,7 +159,7 @@ interface RawEnd {
  */
 function rawRefClient(url: string, takeOffer: boolean): Promise<RawEnd> {
   const ws = new WebSocket(url);
-  const out: RawEnd = { code: 0, errors: [], types: [] };
+  const out: RawEnd = { code: 0, errors: [], types: [], tasks: [] };
   let answered = false;
   cleanup.push(() => ws.terminate());
   return within(
@@ -173,6 +174,7 @@ function rawRefClient(url: string, takeOffer: boolean): Promise<RawEnd> {
             ws.send(encode({ type: 'ready', fingerprint: FP, loadMs: 1, ...(takeOffer ? { shm: true } : {}) }));
             break;
           case 'task': {
+            out.tasks.push(m);
             if (answered) break;
             answered = true;
             const node = alignedNodes(m.leafLo, m.leafHi, m.leafCount)[0];
@@ -205,8 +207,10 @@ describe('hostile result_ref', () => {
     const e = await raw;
     expect(e.welcome).toMatchObject({ resultSlots: expect.any(Number) });
     expect(e.welcome!.dir.startsWith(`${shmRoot}/dptrain-`)).toBe(true);
-    expect(e.types).toContain('params_ref');
+    // its params came by reference, with the task (no params frame, no separate params_ref)
+    expect(e.tasks[0]).toMatchObject({ paramsRef: { slot: expect.any(Number), seq: expect.any(Number) } });
     expect(e.types).not.toContain('params');
+    expect(e.types).not.toContain('params_ref');
     expect(e.code).toBe(4006);
     expect(e.errors.map((x) => x.code)).toEqual(['E_SHM']);
     expect(e.errors[0].message).toMatch(/slot 0 was never written/);
