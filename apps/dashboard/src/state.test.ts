@@ -68,7 +68,7 @@ describe('dashboard state', () => {
         { kind: 'worker_joined', workerId: 'b', host: 'hb' },
         { kind: 'worker_joined', workerId: 'c', host: 'hc' },
         stepInit(1),
-        { kind: 'workers', step: 1, list: [info('a'), info('b'), info('c')] },
+        { kind: 'workers', step: 1, list: [{ ...info('a'), transport: 'shm' }, { ...info('b'), transport: 'socket' }, info('c')] },
         { kind: 'straggler', workerId: 'b', step: 1, computeMs: 50, medianMs: 10 },
         { kind: 'worker_dead', workerId: 'c', reason: 'heartbeat timeout' },
         { kind: 'reassigned', step: 2, from: 'c', to: 'a', leaves: [4, 6] },
@@ -81,6 +81,8 @@ describe('dashboard state', () => {
     expect(c.reason).toBe('heartbeat timeout');
     expect(b.computeMs).toBe(11);
     expect(b.bytesOut).toBe(2000);
+    // the transport as the coordinator reports it (absent from older coordinators: unknown)
+    expect([a.transport, b.transport, c.transport]).toEqual(['shm', 'socket', null]);
     expect(isStraggling(s, b)).toBe(true);
     expect(workerCounts(s)).toEqual({ live: 1, dead: 1, left: 1 });
     expect(s.reassignments).toBe(1);

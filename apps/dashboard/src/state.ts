@@ -38,6 +38,8 @@ export interface WorkerRow {
   computeMs: number | null;
   samplesPerSec: number | null;
   bytesIn: number | null;
+  /** 'shm' (shared memory with the coordinator) or 'socket'; null until known. */
+  transport: 'shm' | 'socket' | null;
   bytesOut: number | null;
   lastHeartbeat: number | null;
   joinedAt: number;
@@ -179,7 +181,7 @@ function log(s: DashboardState, e: RunEvent, level: LogLevel, text: string): voi
 function worker(s: DashboardState, id: string, t: number): WorkerRow {
   let w = s.workers.get(id);
   if (!w) {
-    w = { workerId: id, host: '', state: 'joined', leaves: null, computeMs: null, samplesPerSec: null, bytesIn: null, bytesOut: null, lastHeartbeat: null, joinedAt: t, reason: null, straggler: null, lastError: null };
+    w = { workerId: id, host: '', state: 'joined', leaves: null, computeMs: null, samplesPerSec: null, bytesIn: null, bytesOut: null, transport: null, lastHeartbeat: null, joinedAt: t, reason: null, straggler: null, lastError: null };
     s.workers.set(id, w);
   }
   return w;
@@ -227,6 +229,7 @@ function applyWorkers(s: DashboardState, e: RunEvent & { kind: 'workers' }): voi
     w.bytesIn = num(info.bytesIn);
     w.bytesOut = num(info.bytesOut);
     w.lastHeartbeat = num(info.lastHeartbeat);
+    w.transport = info.transport === 'shm' || info.transport === 'socket' ? info.transport : null;
   }
 }
 

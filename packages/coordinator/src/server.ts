@@ -682,7 +682,7 @@ export class Coordinator {
     return this.machine.workerInfos().map((w) => {
       const c = this.conns.get(w.workerId) ?? this.gone.get(w.workerId);
       // bytes exchanged with the worker by either path: frames on the socket, payloads in shared memory
-      return { ...w, bytesIn: (c?.bytesIn ?? 0) + (c?.shmBytesIn ?? 0), bytesOut: (c?.bytesOut ?? 0) + (c?.shmBytesOut ?? 0) };
+      return { ...w, bytesIn: (c?.bytesIn ?? 0) + (c?.shmBytesIn ?? 0), bytesOut: (c?.bytesOut ?? 0) + (c?.shmBytesOut ?? 0), transport: c?.shm ? ('shm' as const) : ('socket' as const) };
     });
   }
 

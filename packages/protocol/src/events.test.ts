@@ -51,6 +51,8 @@ describe('validateRunEvent', () => {
     expect(fieldOf({ ...events[6], leaves: [8, 4] })).toMatch(/^E_FIELD reassigned\.leaves/);
     expect(fieldOf({ ...events[8], list: [{ ...worker, state: 'asleep' }] })).toMatch(/^E_FIELD workers\.list\[0\]\.state/);
     expect(fieldOf({ ...events[8], list: [{ ...worker, bytesIn: '5' }] })).toMatch(/^E_FIELD workers\.list\[0\]\.bytesIn/);
+    expect(fieldOf({ ...events[8], list: [{ ...worker, transport: 'pigeon' }] })).toMatch(/^E_FIELD workers\.list\[0\]\.transport: expected shm or socket/);
+    for (const transport of ['shm', 'socket']) expect(fieldOf({ ...events[8], list: [{ ...worker, transport }] })).toBe('ok');
     expect(fieldOf({ ...events[10], workerId: 5 })).toMatch(/^E_FIELD error\.workerId/);
     expect(fieldOf({ ...events[11], testLoss: 'low' })).toMatch(/^E_FIELD run_finished\.testLoss/);
     expect(fieldOf(null)).toMatch(/^E_FIELD event/);

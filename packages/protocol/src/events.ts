@@ -1,6 +1,6 @@
 import type { ModelSpec } from '@dptrain/core';
 import { ProtocolError } from './errors.js';
-import { fieldError, isObj, type Obj } from './fields.js';
+import { fieldError, has, isObj, type Obj } from './fields.js';
 
 /**
  * The coordinator's observer event stream (dashboard, logs). Events are plain JSON:
@@ -40,11 +40,16 @@ export interface WorkerInfo {
   /** Compute time of its last task, ms. */
   computeMs: number;
   samplesPerSec: number;
+  /** Bytes exchanged with it by either path (socket frames and shared-memory payloads). */
   bytesIn: number;
   bytesOut: number;
   /** Wall clock (ms) of the last message received from it. */
   lastHeartbeat: number;
+  /** How its payloads travel: through the shared-memory data plane or the socket (absent from older coordinators). */
+  transport?: WorkerTransport;
 }
+
+export type WorkerTransport = 'shm' | 'socket';
 
 export interface RunStartedEvent extends EventBase {
   kind: 'run_started';
@@ -231,6 +236,7 @@ export function validateRunEvent(x: unknown): RunEvent {
       if (!isObj(w)) throw fieldError(p, 'an object', w);
       checkFields(w, p, WORKER);
       if (!WORKER_STATES.includes(w.state as string)) throw fieldError(`${p}.state`, `one of ${WORKER_STATES.join(', ')}`, w.state);
+      if (has(w, 'transport') && w.transport !== 'shm' && w.transport !== 'socket') throw fieldError(`${p}.transport`, 'shm or socket', w.transport);
     });
   }
   return x as unknown as RunEvent;

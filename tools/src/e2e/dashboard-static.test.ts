@@ -77,7 +77,11 @@ describe('dashboard page (static, synthetic events)', () => {
     );
     expect(rows.map((r) => r.id)).toEqual(['w1', 'w2', 'w3']);
     const w1 = rows[0].cells;
-    expect(w1[1]).toBe('node-1.local');
+    // the host, tagged "shm" for the worker on the coordinator's host
+    expect(w1[1]).toBe('node-1.localshm');
+    expect(rows[1].cells[1]).toBe('node-2.local');
+    expect(await page.locator('#workers tr[data-worker="w1"] .tag-shm').getAttribute('title')).toMatch(/shared memory/);
+    expect(await page.locator('#workers .tag-shm').count()).toBe(1);
     expect(w1[2]).toBe('busy');
     expect(w1[3]).toBe('4');
     expect(w1[4]).toMatch(/^\d+(\.\d+)? ms$/);

@@ -43,9 +43,15 @@ export class WorkersTable {
     if (w.lastError) state.title = w.lastError;
     const gone = w.state === 'dead' || w.state === 'left';
     const num = (text: string) => el('td', 'num', text);
+    const host = el('td', undefined, w.host || '–');
+    if (w.transport === 'shm' && !gone) {
+      const tag = el('span', 'tag tag-shm', 'shm');
+      tag.title = "payloads through shared memory with the coordinator (same host)";
+      host.append(tag);
+    }
     tr.append(
       id,
-      el('td', undefined, w.host || '–'),
+      host,
       state,
       num(gone ? '–' : fmtInt(w.leaves)),
       num(gone ? '–' : fmtMs(w.computeMs)),

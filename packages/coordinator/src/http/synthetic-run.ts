@@ -73,6 +73,8 @@ export function syntheticRun(options: SyntheticRunOptions = {}): RunEventInit[] 
         bytesIn: b.in,
         bytesOut: b.out,
         lastHeartbeat: b.hb,
+        // the first worker shares the coordinator's host (shared memory), the others do not
+        transport: i === 0 ? ('shm' as const) : ('socket' as const),
       };
     });
     out.push({ kind: 'workers', step, list });
