@@ -56,7 +56,8 @@ describe('dptrain bench (built CLI, real worker processes)', () => {
 
   test('--json prints one JSON object and writes an SVG to --out', async () => {
     const out = join(dir, 'chart.svg');
-    const r = await runCli([...tiny, '--workers', '2', '--out', out, '--json'], { timeoutMs: 50_000 });
+    // an even split: one tree node per worker per step, so the byte counts below are exact
+    const r = await runCli([...tiny, '--workers', '2', '--out', out, '--json', '--balance', 'even'], { timeoutMs: 50_000 });
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j).toMatchObject({ kind: 'bench', chart: out, options: { workers: [2], steps: 5, warmup: 2, repeat: 1 } });
@@ -65,16 +66,16 @@ describe('dptrain bench (built CLI, real worker processes)', () => {
     expect(j.runs['2'][0]).toMatchObject({ workers: 2, timedSteps: 5, participants: { min: 2, max: 2 } });
     expect(j.runs['2'][0].rawBytesPerStep).toBe(2 * 2 * 4 * j.runs['2'][0].paramCount);
     // local workers: params and gradients through shared memory, the socket carries the rest
-    expect(j.options).toMatchObject({ sharedMemory: true, balance: 'speed' });
+    expect(j.options).toMatchObject({ sharedMemory: true, balance: 'even' });
     for (const w of j.runs['2'][0].traffic) expect(w.shmSent).toBe(4 * j.runs['2'][0].paramCount);
     expect((await readFile(out, 'utf8')).startsWith('<?xml')).toBe(true);
   });
 
-  test('--no-shm keeps the payloads on the socket', async () => {
-    const r = await runCli([...tiny, '--workers', '2', '--out', join(dir, 'noshm.svg'), '--json', '--no-shm', '--balance', 'even'], { timeoutMs: 50_000 });
+  test('--no-shm keeps the payloads on the socket; the split defaults to speed', async () => {
+    const r = await runCli([...tiny, '--workers', '2', '--out', join(dir, 'noshm.svg'), '--json', '--no-shm'], { timeoutMs: 50_000 });
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
-    expect(j.options).toMatchObject({ sharedMemory: false, balance: 'even' });
+    expect(j.options).toMatchObject({ sharedMemory: false, balance: 'speed' });
     const run = j.runs['2'][0];
     for (const w of run.traffic) {
       expect(w.shmSent).toBe(0);
