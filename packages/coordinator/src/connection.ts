@@ -28,6 +28,8 @@ export class Connection {
   shm = false;
   /** The peer's address is loopback (the only peers offered shared memory). */
   loopback = false;
+  /** Highest result_ref seq of this session dealt with (read, or dropped unread): sent back in task.resultsRead. */
+  resultsRead = 0;
   /** Params given through shared memory whose reference waits for this worker's next task (see ShmPlane). */
   pendingParamsRef: { version: number; slot: number; seq: number } | undefined;
   /** Frames received on this connection. */

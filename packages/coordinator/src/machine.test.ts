@@ -466,6 +466,37 @@ describe('RoundMachine: step deadline', () => {
     same(h.m.params, ref.result.params);
   });
 
+  it('a lagging worker that reports it skipped a stale task (workerCaughtUp) gets leaves again from the next step', () => {
+    let now = 0;
+    const h = new Harness(cfg, { clock: () => now, stepTimeoutMs: 50, stragglerMinMs: 1_000_000 });
+    const [a, b] = [h.add(), h.add()];
+    h.m.start();
+    h.pending = h.pending.filter((p) => p.from !== b); // b never answers step 0
+    while (h.pending.length > 0) expect(h.deliver(0)).toBe('accepted');
+    now = 60;
+    h.m.tick(0);
+    while (h.m.step === 0) expect(h.deliver(0)).toBe('accepted');
+    expect(h.tasks().filter((t) => t.task.step === 1).map((t) => t.to)).toEqual([a]);
+    h.m.workerCaughtUp(b, 0);
+    while (h.m.step === 1) expect(h.deliver(0)).toBe('accepted');
+    expect(h.tasks().filter((t) => t.task.step === 2).map((t) => t.to)).toEqual([a, b]);
+    h.run(new Rng(14));
+    same(h.m.params, ref.result.params);
+  });
+
+  it('wantsResult: only a node of the step in progress that the worker owes', () => {
+    const h = new Harness(cfg, { balance: 'even' });
+    const [a, b] = [h.add(), h.add()];
+    expect(h.m.wantsResult(a, 0, 0, 4)).toBe(false); // not started
+    h.m.start();
+    const mine = h.pending.find((p) => p.from === a)!.r;
+    expect(h.m.wantsResult(a, 0, mine.nodeLo, mine.nodeSize)).toBe(true);
+    expect(h.m.wantsResult(b, 0, mine.nodeLo, mine.nodeSize)).toBe(false); // not b's
+    expect(h.m.wantsResult(a, 1, mine.nodeLo, mine.nodeSize)).toBe(false); // another step
+    expect(h.m.resultReceived(a, mine).status).toBe('accepted');
+    expect(h.m.wantsResult(a, 0, mine.nodeLo, mine.nodeSize)).toBe(false); // already in
+  });
+
   it('sizes the automatic deadline from the recent step times', () => {
     const d = new StepDeadline(undefined, 1000);
     expect(d.ms).toBe(1000);

@@ -318,6 +318,28 @@ export class RoundMachine {
    * `how` says whether res.grad is already checked finite and whether the machine may keep
    * and overwrite it (see ResultHandling); by default it is scanned and copied.
    */
+  /**
+   * Whether a result of `id` for node (lo, size) of `step` would be taken now (the run is
+   * on, that step is in progress, `id` owes that node). A transport can skip fetching the
+   * gradient of a result it would only drop (and then hand resultReceived an empty one,
+   * which is dropped and counted the same way).
+   */
+  wantsResult(id: string, step: number, lo: number, size: number): boolean {
+    if (this._state !== 'running' && this._state !== 'waiting') return false;
+    return this.round?.wants(id, step, lo, size) ?? false;
+  }
+
+  /**
+   * A worker that skipped a task of a step already over (its params were replaced before it
+   * read them) is alive and current again: it may get leaves from the next step on, as a
+   * result of its would have allowed.
+   */
+  workerCaughtUp(id: string, nowMs?: number): void {
+    if (nowMs !== undefined) this.touch(id, nowMs);
+    const w = this.workers.get(id);
+    if (w && w.state === 'ready') w.lagging = false;
+  }
+
   resultReceived(id: string, res: ResultInit, nowMs?: number, how?: ResultHandling): Verdict {
     if (nowMs !== undefined) this.touch(id, nowMs);
     const r = this.round;

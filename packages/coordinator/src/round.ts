@@ -208,6 +208,12 @@ export class Round {
    * Check a result against the bookkeeping and, if it is owed, validate it and add its
    * gradient to the tree. Anything dropped leaves the round untouched (and is never written).
    */
+  /** Whether a result for node (lo, size) of `step` from `workerId` would be taken (the step, an owner, not yet received). */
+  wants(workerId: string, step: number, lo: number, size: number): boolean {
+    const e = this.entries.get(key(lo, size));
+    return step === this.step && e !== undefined && !e.received && e.owners.has(workerId);
+  }
+
   accept(workerId: string, r: ResultInit, how: ResultHandling = {}): Verdict {
     if (r.step !== this.step) return { status: 'stale', reason: `result for step ${r.step}, the current step is ${this.step}` };
     const e = this.entries.get(key(r.nodeLo, r.nodeSize));

@@ -525,7 +525,7 @@ export class Coordinator {
             this.shm.drop(c);
             c.endReason = `E_SHM: ${msg.message}`;
             c.fail('E_SHM', `step ${msg.step} is still in progress but its params could not be read: ${msg.message}`, CLOSE_CODES.SHM_FAILED, true);
-          }
+          } else this.machine.workerCaughtUp(c.id, now);
         } else if (c.phase === 'ready') this.machine.workerError(c.id, msg.code, msg.message);
         else this.events.emit({ kind: 'error', code: msg.code, message: msg.message, workerId: c.id });
         if (msg.fatal) this.leave(c, `error ${msg.code}: ${msg.message}`);
@@ -557,6 +557,14 @@ export class Coordinator {
    * worker's nodes move on as for a lost worker, and it rejoins.
    */
   private onResultRef(c: Connection, ref: ResultRefMessage): boolean {
+    if (ref.seq > c.resultsRead) c.resultsRead = ref.seq;
+    // a result the round would drop (old step, a node already in, not this worker's) is
+    // dropped without reading its slot, exactly as a frame would be
+    if (!this.machine.wantsResult(c.id, ref.step, ref.nodeLo, ref.nodeSize)) {
+      const { slot: _slot, seq: _seq, type: _type, ...fields } = ref;
+      this.onResult(c, { ...fields, type: 'result', grad: new Float32Array(0) });
+      return true;
+    }
     const got = this.shm.readResult(c, ref);
     if (got instanceof ProtocolError) {
       this.countBad('E_SHM');
@@ -709,7 +717,7 @@ export class Coordinator {
         if (!c) return;
         // params just given through shared memory travel with the task: one message, one wake-up
         const paramsRef = this.shm.takeRef(c, task.version);
-        c.send({ type: 'task', ...task, ...(paramsRef ? { paramsRef } : {}) });
+        c.send({ type: 'task', ...task, ...(paramsRef ? { paramsRef } : {}), ...(c.shm ? { resultsRead: c.resultsRead } : {}) });
       },
       closeWorker: (id, why) => {
         const c = this.conns.get(id);

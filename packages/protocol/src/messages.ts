@@ -145,6 +145,12 @@ export interface TaskMessage {
    * separate params_ref message (and a wake-up of the worker) per step.
    */
   paramsRef?: { slot: number; seq: number };
+  /**
+   * Shared-memory data plane only: the highest result_ref seq of this worker's session the
+   * coordinator has dealt with (read, or dropped unread); slots written with a seq up to it
+   * may be rewritten. A worker never rewrites a slot not yet dealt with (it sends a frame).
+   */
+  resultsRead?: number;
 }
 
 /** worker → coordinator: the reduced gradient of one canonical tree node. Payload: paramCount float32. */

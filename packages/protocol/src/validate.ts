@@ -257,6 +257,7 @@ function checkTask(raw: Obj, ctx: DecodeContext): TaskMessage {
     batchSize,
     indices,
   };
+  if (has(raw, 'resultsRead')) m.resultsRead = int(raw, p, 'resultsRead');
   if (has(raw, 'paramsRef')) {
     const ref = obj(raw, p, 'paramsRef');
     m.paramsRef = { slot: int(ref, 'task.paramsRef', 'slot', 0, MAX_SHM_SLOTS - 1), seq: evenSeq(ref, 'task.paramsRef') };

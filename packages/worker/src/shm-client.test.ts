@@ -119,7 +119,7 @@ describe('ShmClient', () => {
     expect(() => c.readParams({ version: 1, slot: 2, seq: 2 }, dst)).toThrow(/slot 2 does not exist/);
   });
 
-  it('writeResult cycles through the ring of slots; a SlotReader reads each result back', () => {
+  it('writeResult cycles through the ring of slots as the coordinator acknowledges them; a SlotReader reads each result back', () => {
     const c = open();
     const r = new SlotReader(fdIo(join(dir, 'wk-1.res')), PC, offer.resultSlots);
     const dst = new Float32Array(PC);
@@ -127,15 +127,41 @@ describe('ShmClient', () => {
     let lastSeq = 0;
     for (let step = 10; step < 10 + 2 * offer.resultSlots + 1; step++) {
       const g = floats(step);
-      const { slot, seq } = c.writeResult(step, g);
+      const got = c.writeResult(step, g);
+      if (!got) throw new Error(`no free slot at step ${step}`);
+      const { slot, seq } = got;
       slots.push(slot);
       expect(seq % 2).toBe(0);
       expect(seq).toBeGreaterThan(lastSeq);
       lastSeq = seq;
       r.read(slot, seq, step, dst);
       expect(bitsOf(dst)).toEqual(bitsOf(g));
+      c.ack(seq); // the coordinator read it
     }
     expect(slots).toEqual([0, 1, 2, 0, 1, 2, 0]);
+  });
+
+  it('never rewrites a slot the coordinator has not dealt with: writeResult gives undefined until an ack frees one', () => {
+    const c = open();
+    const seqs = [1, 2, 3].map((k) => c.writeResult(k, floats(k))!.seq);
+    expect(c.writeResult(4, floats(4))).toBeUndefined();
+    // acknowledging the first frees exactly its slot; a stale (lower) ack changes nothing
+    c.ack(seqs[0]);
+    c.ack(seqs[0] - 2);
+    expect(c.writeResult(4, floats(4))).toMatchObject({ slot: 0 });
+    expect(c.writeResult(5, floats(5))).toBeUndefined();
+    // an ack covers every seq up to it: slots 1 and 2 are free, slot 0 (step 4, not acked) is not
+    const step4 = c.writeResult(4, floats(4)) === undefined;
+    expect(step4).toBe(true);
+    c.ack(seqs[2]);
+    expect(c.writeResult(5, floats(5))).toMatchObject({ slot: 1 });
+    expect(c.writeResult(6, floats(6))).toMatchObject({ slot: 2 });
+    expect(c.writeResult(7, floats(7))).toBeUndefined();
+    // the unacknowledged result of step 4 in slot 0 is intact
+    const r = new SlotReader(fdIo(join(dir, 'wk-1.res')), PC, offer.resultSlots);
+    const dst = new Float32Array(PC);
+    r.read(0, seqs[2] + 2, 4, dst);
+    expect(bitsOf(dst)).toEqual(bitsOf(floats(4)));
   });
 
   it('close() releases both files and is safe to call twice', () => {

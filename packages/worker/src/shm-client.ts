@@ -21,6 +21,10 @@ export class ShmClient {
   private readonly params: SlotReader;
   private readonly results: SlotWriter;
   private next = 0;
+  /** Seq last written to each result slot (0: never written). */
+  private readonly written: number[];
+  /** Highest result seq the coordinator has dealt with (task.resultsRead). */
+  private acked = 0;
 
   private constructor(
     private readonly fds: number[],
@@ -29,6 +33,7 @@ export class ShmClient {
   ) {
     this.params = new SlotReader(fdSlotIo(fds[0]!), paramCount, PARAMS_SLOTS);
     this.results = new SlotWriter(fdSlotIo(fds[1]!), paramCount, resultSlots);
+    this.written = new Array<number>(resultSlots).fill(0);
   }
 
   /** Open the files of `offer` for `workerId`; throws (E_SHM, or the file system's error) when they cannot be used. */
@@ -53,11 +58,27 @@ export class ShmClient {
     this.params.read(ref.slot, ref.seq, ref.version, dst);
   }
 
-  /** Write a gradient of `step` into the next slot of the ring; returns the slot and seq for the result_ref. */
-  writeResult(step: number, grad: Float32Array): { slot: number; seq: number } {
-    const slot = this.next;
-    this.next = (slot + 1) % this.resultSlots;
-    return { slot, seq: this.results.write(slot, step, grad) };
+  /** The coordinator has dealt with every result this session wrote up to `seq` (task.resultsRead). */
+  ack(seq: number): void {
+    if (seq > this.acked) this.acked = seq;
+  }
+
+  /**
+   * Write a gradient of `step` into a free slot of the ring (never written, or dealt with
+   * by the coordinator); returns the slot and seq for the result_ref, or undefined when
+   * every slot still holds a result the coordinator has not dealt with (the caller then
+   * sends a frame: results come faster than the coordinator reads them).
+   */
+  writeResult(step: number, grad: Float32Array): { slot: number; seq: number } | undefined {
+    for (let k = 0; k < this.resultSlots; k++) {
+      const slot = (this.next + k) % this.resultSlots;
+      if (this.written[slot] > this.acked) continue;
+      this.next = (slot + 1) % this.resultSlots;
+      const seq = this.results.write(slot, step, grad);
+      this.written[slot] = seq;
+      return { slot, seq };
+    }
+    return undefined;
   }
 
   close(): void {

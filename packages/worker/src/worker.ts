@@ -195,13 +195,15 @@ export class Worker {
    * sends the whole frame: the coordinator accepts both).
    */
   private sendRef(ws: WebSocket, shm: ShmClient, r: NodeResult): boolean {
-    let ref: { slot: number; seq: number };
+    let ref: { slot: number; seq: number } | undefined;
     try {
       ref = shm.writeResult(r.header.step, r.grad);
     } catch (e) {
       this.opts.log(`writing a result to shared memory failed (${(e as Error).message}); sent through the socket`);
       return false;
     }
+    // every slot still holds a result the coordinator has not read yet: this one goes as a frame
+    if (!ref) return false;
     this.send(ws, { type: 'result_ref', ...r.header, ...ref });
     return true;
   }
@@ -330,6 +332,7 @@ export class Worker {
             return;
           case 'task': {
             if (!runner) throw new ProtocolError('E_STATE', 'task before the worker is ready');
+            if (m.resultsRead !== undefined) shm?.ack(m.resultsRead);
             // params given through shared memory may come with the task itself
             if (m.paramsRef && !readShmParams(runner, m.version, m.paramsRef, 'task.paramsRef')) return;
             if (m.version === staleVersion && runner.version === undefined) {

@@ -197,6 +197,22 @@ function rawRefClient(url: string, takeOffer: boolean): Promise<RawEnd> {
   );
 }
 
+describe('more results per task than result slots', () => {
+  it('63 leaves of 1 over 2 workers (5 nodes for the first): the ring never overwrites an unread slot, the extra result goes as a frame; same bits, no E_SHM', async () => {
+    const wide: RunConfig = validateRunConfig({ ...config, batchSize: 63, leafSize: 1 });
+    const want = train({ spec: wide.model, data, optimizer: wide.optimizer, batchSize: 63, leafSize: 1, steps: STEPS, seed: 5, shuffle: true });
+    const out = await run([{}, {}], { config: wide, balance: 'even' });
+    expect(bits(out.params)).toEqual(bits(want.params));
+    const s = out.atEnd;
+    expect(s.badFrames.E_SHM).toBeUndefined();
+    expect(s.workers.map((w) => w.shm)).toEqual([true, true]);
+    expect(out.summaries.map((x) => x.connections)).toEqual([1, 1]);
+    // 4 of worker 0's 5 results a step through its 4 slots, the fifth as a frame
+    expect(s.shmBytesIn).toBeGreaterThanOrEqual(STEPS * 4 * P * 4);
+    expect(s.bytesIn).toBeGreaterThanOrEqual(STEPS * P * 4);
+  });
+});
+
 describe('hostile result_ref', () => {
   it('a result_ref naming a slot never written: E_SHM, close 4006, the run finishes on the other worker to the same bits', async () => {
     const one = await oneWorker();
