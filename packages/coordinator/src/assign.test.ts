@@ -27,8 +27,21 @@ describe('assignLeaves', () => {
     expect(() => assignLeaves(2, 4, [1, Infinity])).toThrow(/weights\[1\]/);
   });
 
-  it('with equal weights splits exactly as without weights', () => {
-    for (let W = 1; W <= 9; W++) for (let L = 1; L <= 40; L++) expect(assignLeaves(W, L, new Array(W).fill(2.5))).toEqual(assignLeaves(W, L));
+  it('with equal weights splits exactly as without weights (also weights like 0.1 whose sums round)', () => {
+    for (const x of [2.5, 0.1, 1e-7, 3e300]) {
+      for (let W = 1; W <= 9; W++) for (let L = 1; L <= 90; L++) expect(assignLeaves(W, L, new Array(W).fill(x))).toEqual(assignLeaves(W, L));
+    }
+  });
+
+  it('huge and tiny weights do not overflow into NaN boundaries', () => {
+    expect(assignLeaves(2, 4, [1e308, 5e307])).toEqual([
+      { leafLo: 0, leafHi: 3 },
+      { leafLo: 3, leafHi: 4 },
+    ]);
+    expect(assignLeaves(2, 4, [1e-300, 3e-300])).toEqual([
+      { leafLo: 0, leafHi: 1 },
+      { leafLo: 1, leafHi: 4 },
+    ]);
   });
 
   it('gives leaves in proportion to the weights, at least one each, covering every leaf once', () => {

@@ -25,10 +25,14 @@ export function assignLeaves(workers: number, L: number, weights?: readonly numb
     if (bad >= 0) throw new RangeError(`weights[${bad}] must be a positive finite number, got ${weights[bad]}`);
   }
   const active = Math.min(workers, L);
-  const w = weights?.slice(0, active) ?? new Array<number>(active).fill(1);
+  // equal weights (or none): the even split, exactly; otherwise shares of the largest weight
+  // (so no sum overflows) and the nearest boundary to each worker's share
+  const raw = weights?.slice(0, active);
+  const even = raw === undefined || raw.every((x) => x === raw[0]);
+  const top = even ? 1 : Math.max(...raw);
+  const w = even ? new Array<number>(active).fill(1) : raw.map((x) => x / top);
   const total = w.reduce((a, b) => a + b, 0);
-  // equal weights: the even split (floor); otherwise the nearest boundary to each worker's share
-  const cut = w.every((x) => x === w[0]) ? Math.floor : Math.round;
+  const cut = even ? Math.floor : Math.round;
   const out: LeafRange[] = [];
   let lo = 0;
   let cum = 0;

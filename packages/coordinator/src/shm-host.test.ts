@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, fstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { chownSync, closeSync, existsSync, fstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProtocolError, SlotReader, SlotWriter, checkFileHeader, slotFileBytes } from '@dptrain/protocol';
@@ -263,5 +263,40 @@ describe('ShmHost room', () => {
     h.removeWorker('a');
     h.addWorker('b');
     expect(h.hasWorker('b')).toBe(true);
+  });
+});
+
+describe('ShmHost lifecycle', () => {
+  it('removes its directory at process exit if close() was never called; close() takes that hook away', () => {
+    const before = process.listeners('exit').length;
+    const h = ShmHost.create(root, PC);
+    if (h instanceof Error) throw h;
+    const added = process.listeners('exit').slice(before);
+    expect(added).toHaveLength(1);
+    (added[0] as () => void)();
+    expect(existsSync(h.dir)).toBe(false);
+    h.close();
+    expect(process.listeners('exit')).toHaveLength(before);
+  });
+
+  it('refuses to write, read or add after close() (its file descriptors may belong to other files by then)', () => {
+    const h = host();
+    h.addWorker('w1');
+    h.close();
+    for (const f of [() => h.writeParams(1, new Float32Array(PC)), () => h.addWorker('w2'), () => h.readResult('w1', 0, 2, 0, new Float32Array(PC))]) {
+      expect(f).toThrow(/is closed/);
+    }
+  });
+
+  it("the sweep leaves another user's directory alone", () => {
+    const dead = spawnSync(process.execPath, ['-e', '']).pid;
+    const other = join(root, `dptrain-${dead}-other`);
+    mkdirSync(other);
+    writeFileSync(join(other, 'params'), 'x');
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    utimesSync(join(other, 'params'), hourAgo, hourAgo);
+    chownSync(other, 54321, 54321);
+    host();
+    expect(existsSync(other)).toBe(process.getuid?.() === 54321 ? false : true);
   });
 });

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdtempSync, openSync, readSync, readdirSync, rmSync, statSync, statfsSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readSync, lstatSync, readdirSync, rmSync, statSync, statfsSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { ProtocolError, type ShmOffer, SlotReader, type SlotIo, SlotWriter, fileHeader, positionedSlotIo, slotFileBytes } from '@dptrain/protocol';
 
@@ -58,6 +58,16 @@ export class ShmHost {
     this.offer = { dir, nonce, resultSlots: RESULT_SLOTS };
     this.paramsFd = this.createFile('params', PARAMS_SLOTS);
     this.params = new SlotWriter(fdSlotIo(this.paramsFd), paramCount, PARAMS_SLOTS);
+    // a coordinator that exits without close() (an uncaught error, process.exit) still removes its files
+    process.once('exit', this.onExit);
+  }
+
+  private readonly onExit = () => {
+    rmSync(this.dir, { recursive: true, force: true });
+  };
+
+  private live(): void {
+    if (this.closed) throw new ProtocolError('E_SHM', `the shared-memory directory ${this.dir} is closed`);
   }
 
   /**
@@ -88,6 +98,7 @@ export class ShmHost {
 
   /** Write the params of `version` (once per version; later calls return the same slot). Throws E_SHM on a failed write. */
   writeParams(version: number, params: Float32Array): { slot: number; seq: number } {
+    this.live();
     const w = this.written;
     if (w && w.version === version) return { slot: w.slot, seq: w.seq };
     const slot = version % PARAMS_SLOTS;
@@ -99,6 +110,7 @@ export class ShmHost {
 
   /** Create the result file of `workerId` (before the welcome that offers it). */
   addWorker(workerId: string): void {
+    this.live();
     this.removeWorker(workerId);
     const name = `${workerId}.res`;
     const fd = this.createFile(name, RESULT_SLOTS);
@@ -112,6 +124,7 @@ export class ShmHost {
 
   /** Read the gradient a result_ref names into `dst`; throws E_SHM if the slot does not hold that write. */
   readResult(workerId: string, slot: number, seq: number, step: number, dst: Float32Array): void {
+    this.live();
     const f = this.workers.get(workerId);
     if (!f) throw new ProtocolError('E_SHM', `worker ${workerId} has no result file`);
     f.reader.read(slot, seq, step, dst);
@@ -134,6 +147,7 @@ export class ShmHost {
     for (const id of [...this.workers.keys()]) this.removeWorker(id);
     closeQuietly(this.paramsFd);
     rmSync(this.dir, { recursive: true, force: true });
+    process.removeListener('exit', this.onExit);
   }
 
   /** Create a slot file and write it in full (header, zeroed slots), within the budget; throws if there is no room. */
@@ -189,10 +203,18 @@ function sweepStale(root: string): void {
   } catch {
     return;
   }
+  const uid = process.getuid?.();
   for (const name of names) {
     const m = /^dptrain-(\d+)-/.exec(name);
     if (!m || Number(m[1]) === process.pid || alive(Number(m[1])) || recentlyWritten(join(root, name, 'params'))) continue;
-    rmSync(join(root, name), { recursive: true, force: true });
+    try {
+      // only this user's directories (another user's are not ours to judge, nor to delete)
+      const st = lstatSync(join(root, name));
+      if (!st.isDirectory() || (uid !== undefined && st.uid !== uid)) continue;
+      rmSync(join(root, name), { recursive: true, force: true });
+    } catch {
+      // not removable: left alone, it does not stop this run from using shared memory
+    }
   }
 }
 

@@ -136,5 +136,6 @@ export class ShmPlane {
   /** Delete every file and the directory. */
   close(): void {
     this.host?.close();
+    this.host = null;
   }
 }

@@ -1,4 +1,5 @@
 import { closeSync, ftruncateSync, mkdtempSync, openSync, readSync, readdirSync, rmSync, symlinkSync, writeSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProtocolError, SlotReader, SlotWriter, fileHeader, slotFileBytes, type ShmOffer, type SlotIo } from '@dptrain/protocol';
@@ -211,6 +212,14 @@ describe('ShmClient.open refuses, leaving no file descriptor open', () => {
     rmSync(join(dir, 'params'));
     symlinkSync('elsewhere', join(dir, 'params'));
     expect((openFails('wk-1') as NodeJS.ErrnoException).code).toBe('ELOOP');
+  });
+
+  it('a params "file" that is a FIFO: refused at once as not a regular file (a plain open would block forever)', () => {
+    rmSync(join(dir, 'params'));
+    const made = spawnSync('mkfifo', [join(dir, 'params')]);
+    expect(made.status).toBe(0);
+    // (a blocking open would hang here until the test's own timeout)
+    expect(openFails('wk-1').message).toMatch(/params is not a regular file/);
   });
 
   it('a worker id that cannot name a file in the directory', () => {

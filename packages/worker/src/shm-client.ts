@@ -1,4 +1,4 @@
-import { closeSync, constants, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ParamsRefMessage, type ShmOffer, SlotReader, type SlotIo, SlotWriter, checkFileHeader, positionedSlotIo } from '@dptrain/protocol';
 
@@ -41,11 +41,16 @@ export class ShmClient {
     if (!/^[A-Za-z0-9_.-]+$/.test(workerId) || workerId.startsWith('.')) throw new Error(`worker id ${JSON.stringify(workerId)} cannot name a file`);
     const fds: number[] = [];
     try {
-      // O_NOFOLLOW: never through a symbolic link planted in the directory
-      fds.push(openSync(join(offer.dir, 'params'), constants.O_RDONLY | constants.O_NOFOLLOW));
-      checkFileHeader(fdSlotIo(fds[0]!), offer.nonce, paramCount, PARAMS_SLOTS);
-      fds.push(openSync(join(offer.dir, `${workerId}.res`), constants.O_RDWR | constants.O_NOFOLLOW));
-      checkFileHeader(fdSlotIo(fds[1]!), offer.nonce, paramCount, offer.resultSlots);
+      // O_NOFOLLOW: never through a symbolic link planted in the directory; O_NONBLOCK: a
+      // FIFO or device there must not hang the worker (it is then refused as not a file)
+      const openFile = (name: string, mode: number) => {
+        const fd = openSync(join(offer.dir, name), mode | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+        fds.push(fd);
+        if (!fstatSync(fd).isFile()) throw new Error(`${join(offer.dir, name)} is not a regular file`);
+        return fd;
+      };
+      checkFileHeader(fdSlotIo(openFile('params', constants.O_RDONLY)), offer.nonce, paramCount, PARAMS_SLOTS);
+      checkFileHeader(fdSlotIo(openFile(`${workerId}.res`, constants.O_RDWR)), offer.nonce, paramCount, offer.resultSlots);
       return new ShmClient(fds, paramCount, offer.resultSlots);
     } catch (e) {
       for (const fd of fds) closeSync(fd);

@@ -303,6 +303,8 @@ export class Worker {
         runner = new TaskRunner(m, loaded.split.train, this.fault);
         // params are scanned for NaN/±Infinity by TaskRunner.setParams, in kernel memory after its copy
         ctx = { accept: COORDINATOR_MESSAGE_TYPES, paramCount: m.paramCount, leafSize: m.run.leafSize, datasetSize: loaded.split.train.n, maxIndices: 1 << 24, receiverScansParams: true };
+        // the connection may have closed while the data loaded: nothing to open files for
+        if (ws.readyState !== WebSocket.OPEN) return;
         if (m.shm && this.opts.sharedMemory && this.shmFailures < SHM_MAX_FAILURES) {
           try {
             shm = ShmClient.open(m.shm, m.workerId, m.paramCount);
