@@ -115,7 +115,7 @@ export class ShmHost {
     const name = `${workerId}.res`;
     const fd = this.createFile(name, RESULT_SLOTS);
     const bytes = slotFileBytes(this.paramCount, RESULT_SLOTS);
-    this.workers.set(workerId, { fd, path: join(this.dir, name), bytes, reader: new SlotReader(fdSlotIo(fd), this.paramCount, RESULT_SLOTS) });
+    this.workers.set(workerId, { fd, path: join(this.dir, name), bytes, reader: new SlotReader(fdSlotIo(fd), this.paramCount, RESULT_SLOTS, `result file of ${workerId} (tag: step)`) });
   }
 
   hasWorker(workerId: string): boolean {

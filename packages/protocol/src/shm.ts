@@ -112,6 +112,8 @@ abstract class SlotFile {
     protected readonly io: SlotIo,
     readonly paramCount: number,
     readonly slots: number,
+    /** Names the file in error messages, e.g. "params file" or "result file of w1". */
+    readonly label = 'slot file',
   ) {
     checkSizes(paramCount, slots);
   }
@@ -156,24 +158,24 @@ export class SlotReader extends SlotFile {
    * holds nothing usable.
    */
   read(slot: number, seq: number, tag: number, dst: Float32Array): void {
-    if (!Number.isInteger(slot) || slot < 0 || slot >= this.slots) throw shmError(`slot ${slot} does not exist (the file has ${this.slots})`);
+    if (!Number.isInteger(slot) || slot < 0 || slot >= this.slots) throw shmError(`${this.label}: slot ${slot} does not exist (the file has ${this.slots})`);
     if (dst.length !== this.paramCount) throw new RangeError(`expected room for ${this.paramCount} floats, got ${dst.length}`);
     const at = this.offsetOf(slot);
     this.check(at, slot, seq, tag, 'before');
     const b = bytesOf(dst);
     const n = this.io.read(b, at + SHM_SLOT_HEADER_BYTES);
-    if (n !== b.byteLength) throw shmError(`slot ${slot}: read ${n} of ${b.byteLength} payload bytes`);
+    if (n !== b.byteLength) throw shmError(`${this.label}: slot ${slot}: read ${n} of ${b.byteLength} payload bytes`);
     this.check(at, slot, seq, tag, 'after');
   }
 
   private check(at: number, slot: number, seq: number, tag: number, when: string): void {
     const n = this.io.read(this.hdr, at);
-    if (n !== this.hdr.byteLength) throw shmError(`slot ${slot}: read ${n} of ${this.hdr.byteLength} header bytes`);
+    if (n !== this.hdr.byteLength) throw shmError(`${this.label}: slot ${slot}: read ${n} of ${this.hdr.byteLength} header bytes`);
     const s = this.dv.getUint32(0, true);
     const t = this.dv.getUint32(4, true);
     if (s !== seq || t !== tag >>> 0) {
       const what = s % 2 === 1 ? 'is being rewritten' : s === 0 ? 'was never written' : 'was rewritten';
-      const message = `slot ${slot} ${what} (${when} the read: seq ${s} tag ${t}, expected seq ${seq} tag ${tag >>> 0})`;
+      const message = `${this.label}: slot ${slot} ${what} (${when} the read: seq ${s} tag ${t}, expected seq ${seq} tag ${tag >>> 0})`;
       throw s === 0 ? shmError(message) : new StaleSlotError(message);
     }
   }

@@ -31,7 +31,7 @@ export class ShmClient {
     paramCount: number,
     readonly resultSlots: number,
   ) {
-    this.params = new SlotReader(fdSlotIo(fds[0]!), paramCount, PARAMS_SLOTS);
+    this.params = new SlotReader(fdSlotIo(fds[0]!), paramCount, PARAMS_SLOTS, 'params file (tag: version)');
     this.results = new SlotWriter(fdSlotIo(fds[1]!), paramCount, resultSlots);
     this.written = new Array<number>(resultSlots).fill(0);
   }
