@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { decodeCheckpoint } from '@dptrain/core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { runCli } from '../testing/cli-process.js';
@@ -34,6 +35,14 @@ describe.concurrent('coordinator faults', () => {
     const first = await l.coordinator(['--config', config, '--min-workers', '2', '--checkpoint-every', '5', '--checkpoint-dir', dir]);
     const ws = [0, 1].map((i) => l.worker(first.url, `w${i}`));
     const seen = await l.waitStep(first.proc, 123);
+    const killedPid = first.proc.proc.pid;
+    // a coordinator killed with SIGKILL cannot remove its shared-memory directory (a later
+    // coordinator sweeps it once it is 10 minutes old): the test removes it itself
+    onTestFinished(() => {
+      const shm = '/dev/shm';
+      if (!existsSync(shm)) return;
+      for (const n of readdirSync(shm)) if (n.startsWith(`dptrain-${killedPid}-`)) rmSync(join(shm, n), { recursive: true, force: true });
+    });
     first.proc.send('SIGKILL');
     await first.proc.exitWithin(5000);
     expect(first.proc.signal).toBe('SIGKILL');
