@@ -25,9 +25,9 @@ interface WorkerFile {
 export interface ShmHostOptions {
   /**
    * Most bytes the host's files may take in the directory (default: the file system's free
-   * space at creation, from statfs). Every file is written in full when it is created, so a
-   * full /dev/shm (64 MiB in a default Docker container) shows as a refused offer at join
-   * time, never as a failed write mid-run.
+   * space at creation, from statfs, and at most half of its size). Every file is written in
+   * full when it is created, so a full /dev/shm (64 MiB in a default Docker container) shows
+   * as a refused offer at join time, never as a failed write mid-run.
    */
   maxBytes?: number;
 }
@@ -81,8 +81,10 @@ export class ShmHost {
       sweepStale(root);
       let budget = opts.maxBytes;
       if (budget === undefined) {
+        // what is free, and at most half of the file system: /dev/shm is shared with every
+        // other program on the host
         const fs = statfsSync(root);
-        budget = fs.bavail * fs.bsize;
+        budget = Math.min(fs.bavail * fs.bsize, (fs.blocks * fs.bsize) / 2);
       }
       const dir = mkdtempSync(join(root, `${PREFIX}${process.pid}-`));
       try {
