@@ -73,7 +73,7 @@ export function addServeOptions(cmd: Command, kind: RunCommandKind): Command {
     .option('--max-retries <n>', 'with --non-finite skip: bad results one node may have before the run stops anyway (default 3)')
     .option('--step-timeout <ms>', "re-execute a worker's leaves elsewhere when it is this late (default: max(10 s, 5 × the median step time))")
     .option('--no-dashboard', 'do not serve the dashboard (and /api/run, /metrics, /events) on the run\'s port')
-    .option('--balance <how>', "split each step's leaves by the workers' measured speed (speed, the default) or evenly (even)")
+    .option('--balance <how>', "split each step's leaves evenly (even, the default) or by the workers' measured speed (speed: for workers on unequal hosts)")
     .option('--no-shm', 'do not offer workers on this host the shared-memory data plane (params and gradients then go through the socket)');
 }
 

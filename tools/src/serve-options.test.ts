@@ -26,7 +26,7 @@ const fails = async (p: Promise<unknown>): Promise<ConfigError> => {
   throw new Error('expected a ConfigError');
 };
 
-test('defaults: no checkpoints, stop on non-finite, 3 retries, dashboard on, shared memory on, split by speed, no token, no TLS', async () => {
+test('defaults: no checkpoints, stop on non-finite, 3 retries, dashboard on, shared memory on, even split, no token, no TLS', async () => {
   expect(await resolveServePlan({}, false, undefined)).toEqual({
     checkpointEvery: 0,
     checkpointEverySec: 0,
@@ -35,9 +35,9 @@ test('defaults: no checkpoints, stop on non-finite, 3 retries, dashboard on, sha
     maxRetries: 3,
     dashboard: true,
     sharedMemory: true,
-    balance: 'speed',
+    balance: 'even',
   });
-  expect(await resolveServePlan({ shm: false, balance: 'even' }, false, undefined)).toMatchObject({ sharedMemory: false, balance: 'even' });
+  expect(await resolveServePlan({ shm: false, balance: 'speed' }, false, undefined)).toMatchObject({ sharedMemory: false, balance: 'speed' });
 });
 
 test('the token: the flag, else $DPTRAIN_TOKEN (if not empty), else the config file', async () => {

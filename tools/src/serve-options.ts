@@ -98,7 +98,7 @@ export async function resolveServePlan(s: ServeSettings, tokenFlagGiven: boolean
     maxRetries: intIn('maxRetries', s.maxRetries ?? 3, 0, 1000),
     dashboard: s.dashboard !== false,
     sharedMemory: s.shm !== false,
-    balance: s.balance ?? 'speed',
+    balance: s.balance ?? 'even',
   };
   if (!Number.isFinite(plan.checkpointEverySec) || plan.checkpointEverySec < 0 || plan.checkpointEverySec > 1e9) {
     throw new ConfigError('checkpointEverySec', `expected a number of seconds in [0, 1e9] (0: never), got ${plan.checkpointEverySec}`);

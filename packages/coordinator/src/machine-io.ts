@@ -74,11 +74,11 @@ export interface MachineOptions {
   /** Continue a run from this state (see resumeStateFrom) instead of step 0; excludes initParams. */
   resume?: ResumeState;
   /**
-   * How a step's leaves are split over its workers: 'speed' (default) in proportion to each
-   * worker's measured compute speed (samples per ms, smoothed over steps; the split moves
-   * off the current one only for a predicted gain of 15 %, see chooseSplit), so workers on
-   * unequal or unequally loaded hosts finish together; 'even' in equal blocks. The weights
-   * do not depend on the split (see assignLeaves).
+   * How a step's leaves are split over its workers: 'even' (default) in equal blocks;
+   * 'speed' in proportion to each worker's measured compute speed (samples per ms, smoothed
+   * over steps; the split moves off the current one only for a predicted gain of 15 %, see
+   * chooseSplit), so workers on unequal hosts finish together. The weights do not depend on
+   * the split (see assignLeaves).
    */
   balance?: Balance;
 }

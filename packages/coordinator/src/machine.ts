@@ -137,7 +137,7 @@ export class RoundMachine {
     if (policy !== 'stop' && policy !== 'skip') throw new ConfigError('nonFinitePolicy', `expected "stop" or "skip", got ${JSON.stringify(policy)}`);
     this.policy = policy;
     this.maxRetries = posInt('maxRetries', opts.maxRetries ?? 3, 0);
-    const balance = opts.balance ?? 'speed';
+    const balance = opts.balance ?? 'even';
     if (balance !== 'speed' && balance !== 'even') throw new ConfigError('balance', `expected "speed" or "even", got ${JSON.stringify(balance)}`);
     this.balance = balance;
     const fixed = opts.stepTimeoutMs === undefined ? undefined : posInt('stepTimeoutMs', opts.stepTimeoutMs, 1);

@@ -58,7 +58,7 @@ export interface CoordinatorOptions {
   sharedMemory?: boolean;
   /** Memory-backed directory for the slot files (default /dev/shm). */
   shmDir?: string;
-  /** Split each step's leaves in proportion to the workers' measured speed ('speed', default) or evenly ('even'). */
+  /** Split each step's leaves evenly ('even', default) or in proportion to the workers' measured speed ('speed', for unequal hosts). */
   balance?: Balance;
 }
 
@@ -185,7 +185,7 @@ export function resolveOptions(o: CoordinatorOptions): ResolvedOptions {
     observer: o.observer ?? true,
     sharedMemory: o.sharedMemory ?? true,
     shmDir: o.shmDir ?? '/dev/shm',
-    balance: o.balance ?? 'speed',
+    balance: o.balance ?? 'even',
   };
   if (o.initParams) out.initParams = o.initParams;
   if (o.token !== undefined) out.token = o.token;

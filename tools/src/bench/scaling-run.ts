@@ -32,7 +32,7 @@ export interface ScalingRunOptions {
   log?: (line: string) => void;
   /** Offer the workers the shared-memory data plane (default true, as `dptrain train`). */
   sharedMemory?: boolean;
-  /** How leaves are split over the workers (default 'speed', as `dptrain train`). */
+  /** How leaves are split over the workers (default 'even', as `dptrain train`). */
   balance?: Balance;
 }
 
@@ -103,7 +103,7 @@ export async function measureScalingRun(o: ScalingRunOptions): Promise<ScalingRu
     runId: `bench-${o.workers}w`,
     log: (l) => log(`[coordinator] ${l}`),
     sharedMemory: o.sharedMemory ?? true,
-    balance: o.balance ?? 'speed',
+    balance: o.balance ?? 'even',
   });
 
   const lastStep = o.warmup + o.steps;

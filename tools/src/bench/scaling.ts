@@ -2,14 +2,14 @@
  * Measured scaling of distributed training on workload W (MLP 784-256-128-10, ReLU,
  * softmax cross-entropy, plain SGD lr 0.05) on MNIST, global batch 128 and 512, with 1
  * and 2 local worker processes over loopback WebSockets — exactly as `dptrain train`
- * runs them: payloads through the shared-memory data plane, leaves split by speed — plus
+ * runs them: payloads through the shared-memory data plane, leaves split evenly — plus
  * the protocol codec's throughput against a plain memory copy.
  *
  *   node tools/dist/bench/scaling.js [--repeat 5] [--steps 40] [--warmup 5] [--leaf 32] [--codec-runs 21] [--json]
- *                                    [--fma] [--ws] [--even] [--variants]
+ *                                    [--fma] [--ws] [--speed] [--variants]
  *
- * --ws: socket only; --even: even leaf split; --variants: the 2-worker runs also over the
- * socket alone with an even split, and with shared memory and an even split, side by side.
+ * --ws: socket only; --speed: leaves split by measured speed; --variants: the 2-worker runs
+ * also over the socket alone and with shared memory and the speed split, side by side.
  *
  * Every run is a fresh node process (coordinator) with fresh worker processes; runs are
  * interleaved repeat by repeat (direction alternating). Figures are medians over the timed
@@ -35,9 +35,9 @@ const FLAGS = {
   json: { kind: 'bool' },
   // kernel wasm-fma instead of the default kernel
   fma: { kind: 'bool' },
-  // every run over the socket alone (no shared-memory data plane) / with an even leaf split
+  // every run over the socket alone (no shared-memory data plane) / with the leaves split by measured speed
   ws: { kind: 'bool' },
-  even: { kind: 'bool' },
+  speed: { kind: 'bool' },
   // add 2-worker runs with the other transport and split (the comparison side by side)
   variants: { kind: 'bool' },
   // internal: measure one run in this process and print its JSON
@@ -60,19 +60,18 @@ export interface ScalingConfig {
 
 /**
  * The configurations measured: batch 128 and 512 with 1 and 2 workers, with `dptrain
- * train`'s defaults (shared memory, leaves split by speed) unless `ws` / `even`; with
- * `variants`, the 2-worker runs also over the socket alone with an even split (the
- * transport and split before shared memory and balancing) and with shared memory and an
- * even split, side by side in the same rounds.
+ * train`'s defaults (shared memory, even split) unless `ws` / `speed`; with `variants`,
+ * the 2-worker runs also over the socket alone (the transport before shared memory) and
+ * with shared memory and the speed split, side by side in the same rounds.
  */
-export function scalingConfigs(o: { ws?: boolean; even?: boolean; variants?: boolean } = {}): ScalingConfig[] {
+export function scalingConfigs(o: { ws?: boolean; speed?: boolean; variants?: boolean } = {}): ScalingConfig[] {
   const shm = !o.ws;
-  const balance: Balance = o.even ? 'even' : 'speed';
+  const balance: Balance = o.speed ? 'speed' : 'even';
   const out: ScalingConfig[] = [];
   for (const batchSize of [128, 512]) {
     out.push({ batchSize, workers: 1, shm, balance }, { batchSize, workers: 2, shm, balance });
     if (o.variants) {
-      for (const v of [{ shm: false, balance: 'even' as const }, { shm: true, balance: 'even' as const }]) {
+      for (const v of [{ shm: false, balance: 'even' as const }, { shm: true, balance: 'speed' as const }]) {
         if (v.shm !== shm || v.balance !== balance) out.push({ batchSize, workers: 2, ...v });
       }
     }
@@ -210,14 +209,14 @@ async function main(): Promise<void> {
     return;
   }
   if (flags['run-batch'] > 0) {
-    const c: ScalingConfig = { batchSize: flags['run-batch'], workers: Math.max(1, flags['run-workers']), shm: !flags.ws, balance: flags.even ? 'even' : 'speed' };
+    const c: ScalingConfig = { batchSize: flags['run-batch'], workers: Math.max(1, flags['run-workers']), shm: !flags.ws, balance: flags.speed ? 'speed' : 'even' };
     const r = await oneRun(c, flags.steps, flags.warmup, flags.leaf, benchKernel(flags.fma));
     console.log(JSON.stringify(r));
     return;
   }
   const log = flags.json ? () => {} : (s: string) => console.error(s);
   const kernel = benchKernel(flags.fma);
-  const configsToRun = scalingConfigs({ ws: flags.ws, even: flags.even, variants: flags.variants });
+  const configsToRun = scalingConfigs({ ws: flags.ws, speed: flags.speed, variants: flags.variants });
   log(`kernel ${kernel} (available: ${availableKernels().join(', ')}); ${flags.repeat} × ${configsToRun.length} runs of ${flags.warmup} + ${flags.steps} steps…`);
   const runs = configsToRun.map(() => [] as ScalingRunResult[]);
   const script = fileURLToPath(import.meta.url);
@@ -229,7 +228,7 @@ async function main(): Promise<void> {
       const args = ['--run-batch', String(c.batchSize), '--run-workers', String(c.workers), '--steps', String(flags.steps), '--warmup', String(flags.warmup), '--leaf', String(flags.leaf)];
       if (flags.fma) args.push('--fma');
       if (!c.shm) args.push('--ws');
-      if (c.balance === 'even') args.push('--even');
+      if (c.balance === 'speed') args.push('--speed');
       const [r] = inFreshProcesses<ScalingRunResult>(script, args, 1);
       runs[i].push(r);
       log(`  batch ${c.batchSize}, ${c.workers} worker(s) (${configLabel(c)}), run ${rep + 1}/${flags.repeat}: ${fmt(r.samplesPerSec)} samples/s, step ${fmt(r.phases.totalMs, 1)} ms`);

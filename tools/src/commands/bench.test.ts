@@ -56,8 +56,8 @@ describe('dptrain bench (built CLI, real worker processes)', () => {
 
   test('--json prints one JSON object and writes an SVG to --out', async () => {
     const out = join(dir, 'chart.svg');
-    // an even split: one tree node per worker per step, so the byte counts below are exact
-    const r = await runCli([...tiny, '--workers', '2', '--out', out, '--json', '--balance', 'even'], { timeoutMs: 50_000 });
+    // the default even split: one tree node per worker per step, so the byte counts below are exact
+    const r = await runCli([...tiny, '--workers', '2', '--out', out, '--json'], { timeoutMs: 50_000 });
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j).toMatchObject({ kind: 'bench', chart: out, options: { workers: [2], steps: 5, warmup: 2, repeat: 1 } });
@@ -71,8 +71,8 @@ describe('dptrain bench (built CLI, real worker processes)', () => {
     expect((await readFile(out, 'utf8')).startsWith('<?xml')).toBe(true);
   });
 
-  test('--no-shm keeps the payloads on the socket; the split defaults to speed', async () => {
-    const r = await runCli([...tiny, '--workers', '2', '--out', join(dir, 'noshm.svg'), '--json', '--no-shm'], { timeoutMs: 50_000 });
+  test('--no-shm keeps the payloads on the socket; --balance speed is taken', async () => {
+    const r = await runCli([...tiny, '--workers', '2', '--out', join(dir, 'noshm.svg'), '--json', '--no-shm', '--balance', 'speed'], { timeoutMs: 50_000 });
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j.options).toMatchObject({ sharedMemory: false, balance: 'speed' });

@@ -53,7 +53,7 @@ export function benchCommand(): Command {
     .option('--warmup <n>', `untimed steps before them (default ${BENCH_DEFAULTS.warmup})`)
     .option('--repeat <k>', `runs per worker count, each with fresh worker processes (default ${BENCH_DEFAULTS.repeat})`)
     .option('--out <file>', 'chart file: .html (a page with the chart and the table) or .svg (default bench-<timestamp>.html)')
-    .option('--balance <how>', "split each step's leaves by the workers' measured speed (speed, the default) or evenly (even)")
+    .option('--balance <how>', "split each step's leaves evenly (even, the default) or by the workers' measured speed (speed)")
     .option('--no-shm', 'keep params and gradients on the socket (no shared-memory data plane for the local workers)');
   cmd.action(async (_opts: unknown, self: Command) => {
     const o = self.opts();
@@ -63,7 +63,7 @@ export function benchCommand(): Command {
     const repeat = intOpt('--repeat', o.repeat, BENCH_DEFAULTS.repeat, 1, 1000);
     const out = chartPath(o.out);
     if (o.kernel !== undefined) kernelFlag('--kernel', o.kernel);
-    const balance = o.balance ?? 'speed';
+    const balance = o.balance ?? 'even';
     if (balance !== 'even' && balance !== 'speed') throw new ConfigError('--balance', `expected even or speed, got ${JSON.stringify(balance)}`);
     // heavy modules load here, so `dptrain worker` processes start faster
     process.exitCode = await runBench(self, { workers, steps, warmup, repeat, out, kernel: o.kernel as BenchSettings['kernel'], sharedMemory: o.shm !== false, balance });
