@@ -134,8 +134,14 @@ describe('lossy links (userspace delay + reset relay)', () => {
     const id2 = idsOf(1).at(-1)!;
     relays[1].cut();
     const stepAtCut = lastStep();
-    const takenOver = () => events().some((e) => e.kind === 'reassigned' && e.from === id2 && e.to === id1 && (e.step as number) >= stepAtCut);
-    await until(takenOver, () => `the leaves of ${id2} to be reassigned to ${id1} after the cut\n${coord.output()}`, 10_000);
+    // the other worker takes over: the cut worker's leaves of the step in progress are
+    // reassigned to it, or (when the cut worker had already delivered its part of that step)
+    // it is declared dead and the next steps run on the other worker alone
+    const takenOver = () =>
+      events().some((e) => e.kind === 'reassigned' && e.from === id2 && e.to === id1 && (e.step as number) >= stepAtCut) ||
+      (events().some((e) => (e.kind === 'worker_dead' || e.kind === 'worker_left') && e.workerId === id2) &&
+        events().some((e) => e.kind === 'step' && (e.step as number) > stepAtCut + 2 && e.workers === 1));
+    await until(takenOver, () => `${id1} taking over from ${id2} after the cut\n${coord.output()}`, 10_000);
 
     const summaryLine = await coord.waitLine('stdout', (l) => l.includes('"summary"'), 'summary line', 30_000);
     const cr = await coord.waitExit(10_000);
