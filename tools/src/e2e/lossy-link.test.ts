@@ -116,8 +116,14 @@ describe('lossy links (userspace delay + reset relay)', () => {
     await until(() => NAMES.every((n) => joins(n).length >= 1), () => `both workers joining\n${coord.output()}`, 15_000);
 
     const resetIds: string[] = [];
+    // a fault lands right after a step line: the next step's tasks are then on their way
+    // through the relays (10–40 ms each way), so the worker owes leaves when its link goes
+    const afterStep = (k: number) => {
+      const at = Math.max(k, lastStep() + 1);
+      return coord.waitLine('stdout', (l) => l.startsWith('{"kind":"step"') && (JSON.parse(l).step as number) >= at, `step ${at}`, 20_000);
+    };
     for (const r of schedule) {
-      await until(() => lastStep() >= r.step, () => `step ${r.step} (at step ${lastStep()})\n${coord.output()}`, 20_000);
+      await afterStep(r.step);
       const before = idsOf(r.relay);
       resetIds.push(before.at(-1)!);
       expect(relays[r.relay].reset(), `relay ${r.relay} had no open connection at step ${r.step}`).toBeGreaterThan(0);
@@ -129,7 +135,7 @@ describe('lossy links (userspace delay + reset relay)', () => {
     const resetDeaths = events().filter((e) => (e.kind === 'worker_dead' || e.kind === 'worker_left') && resetIds.includes(e.workerId as string));
     expect(resetDeaths.length, `the coordinator did not see every reset connection go\n${coord.output()}`).toBe(RESETS);
 
-    await until(() => lastStep() >= CUT_AT, () => `step ${CUT_AT} (at step ${lastStep()})\n${coord.output()}`, 20_000);
+    await afterStep(CUT_AT);
     const id1 = idsOf(0).at(-1)!;
     const id2 = idsOf(1).at(-1)!;
     relays[1].cut();
