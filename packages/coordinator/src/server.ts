@@ -4,7 +4,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type Dataset, DptrainError, type EvalResult, fingerprintChunks } from '@dptrain/core';
-import { CLOSE_CODES, type Message, ProtocolError, type ResultMessage, type ResultRefMessage, type RunEvent, type RunEventInit, encode, maxFrameBytes } from '@dptrain/protocol';
+import { CLOSE_CODES, type ErrorMessage, type Message, ProtocolError, type ResultMessage, type ResultRefMessage, type RunEvent, type RunEventInit, encode, maxFrameBytes } from '@dptrain/protocol';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import { CheckpointStore, loadResumeCheckpoint } from './checkpoint-store.js';
 import { Connection } from './connection.js';
@@ -513,20 +513,8 @@ export class Coordinator {
       case 'error': {
         if (c.phase === 'hello') return wrongPhase();
         this.o.log(`worker ${c.id} reports ${msg.code}${msg.fatal ? ' (fatal)' : ''}: ${msg.message}`);
-        // E_SHM is the transport's failure, not a bad result: a fatal one comes with the
-        // worker's close (4006), its nodes move on as for a lost worker and it rejoins; a
-        // non-fatal one says the worker skipped a task whose params slot was rewritten before
-        // it read it, which means that step is over; should it not be (a slot damaged by
-        // something else), the worker is closed (4006) so that its nodes move on now
-        if (msg.code === 'E_SHM') {
-          if (msg.fatal) this.shm.drop(c);
-          else if (msg.step !== undefined && msg.step === this.machine.step && this.isMember(c.id)) {
-            this.countBad('E_SHM');
-            this.shm.drop(c);
-            c.endReason = `E_SHM: ${msg.message}`;
-            c.fail('E_SHM', `step ${msg.step} is still in progress but its params could not be read: ${msg.message}`, CLOSE_CODES.SHM_FAILED, true);
-          } else this.machine.workerCaughtUp(c.id, now);
-        } else if (c.phase === 'ready') this.machine.workerError(c.id, msg.code, msg.message);
+        if (msg.code === 'E_SHM') this.onShmError(c, msg, now);
+        else if (c.phase === 'ready') this.machine.workerError(c.id, msg.code, msg.message);
         else this.events.emit({ kind: 'error', code: msg.code, message: msg.message, workerId: c.id });
         if (msg.fatal) this.leave(c, `error ${msg.code}: ${msg.message}`);
         return true;
@@ -567,14 +555,35 @@ export class Coordinator {
     }
     const got = this.shm.readResult(c, ref);
     if (got instanceof ProtocolError) {
-      this.countBad('E_SHM');
-      this.o.log(`worker ${c.id}: ${got.message}; closing, it rejoins`);
-      c.endReason = `E_SHM: ${got.message}`;
-      c.fail('E_SHM', got.message, CLOSE_CODES.SHM_FAILED, true);
+      this.closeForShm(c, got.message);
       return false;
     }
     this.onResult(c, got);
     return true;
+  }
+
+  /**
+   * A worker's E_SHM report: the transport's failure, not a bad result. A fatal one comes
+   * with the worker's close (4006): its nodes move on as for a lost worker and it rejoins.
+   * A non-fatal one says it skipped a task whose params slot was rewritten before it read
+   * it, which means that step is over; should it not be (a slot damaged by something
+   * else), the worker is closed (4006) so that its nodes move on now.
+   */
+  private onShmError(c: Connection, msg: ErrorMessage, now: number): void {
+    if (msg.fatal) return this.shm.drop(c);
+    if (msg.step !== undefined && msg.step === this.machine.step && this.isMember(c.id)) {
+      return this.closeForShm(c, `step ${msg.step} is still in progress but its params could not be read: ${msg.message}`);
+    }
+    this.machine.workerCaughtUp(c.id, now);
+  }
+
+  /** Close `c` for a shared-memory failure (E_SHM, 4006): its nodes move on, it rejoins. */
+  private closeForShm(c: Connection, message: string): void {
+    this.countBad('E_SHM');
+    this.o.log(`worker ${c.id}: ${message}; closing, it rejoins`);
+    this.shm.drop(c);
+    c.endReason = `E_SHM: ${message}`;
+    c.fail('E_SHM', message, CLOSE_CODES.SHM_FAILED, true);
   }
 
   /** The worker ends its session (bye or a fatal error): close, and move its nodes on at once. */
