@@ -92,6 +92,8 @@ export interface CoordinatorStats {
   shmBytesOut: number;
   /** Parameter payloads sent (params frames and params_refs, one per worker and version) and gradients received (result and result_ref messages that passed validation). */
   payloads: { paramsOut: number; resultsIn: number };
+  /** Gradient buffers of the reduction pool allocated so far (reused from step to step: a step's worth at most). */
+  reductionBuffers: number;
   workers: Array<{ id: string; host: string; state: string; computeMs: number; bytesIn: number; bytesOut: number; shmBytesIn: number; shmBytesOut: number; shm: boolean }>;
 }
 
@@ -330,6 +332,7 @@ export class Coordinator {
       shmBytesIn: this.traffic.shmBytesIn,
       shmBytesOut: this.traffic.shmBytesOut,
       payloads: { ...this.payloads },
+      reductionBuffers: this.machine.buffersAllocated,
       workers: [...this.conns.values(), ...this.gone.values()]
         .filter((c) => states.has(c.id))
         .map((c) => ({
@@ -532,9 +535,11 @@ export class Coordinator {
    * scan to the round (receiverScansResults), which copies it into a reduction buffer in
    * kernel memory and scans it there before summing.
    */
-  private onResult(c: Connection, msg: ResultMessage): void {
+  /** `owned`: msg.grad is a buffer from machine.takeResultBuffer(), given back unless the result is accepted. */
+  private onResult(c: Connection, msg: ResultMessage, owned = false): void {
     this.payloads.resultsIn++;
-    const v = this.machine.resultReceived(c.id, msg, Date.now(), { checked: false, owned: false });
+    const v = this.machine.resultReceived(c.id, msg, Date.now(), { checked: false, owned });
+    if (owned && v.status !== 'accepted') this.machine.giveResultBuffer(msg.grad);
     if (v.status === 'invalid') this.o.log(`worker ${c.id}: bad result: ${v.reason}`);
   }
 
@@ -553,12 +558,15 @@ export class Coordinator {
       this.onResult(c, { ...fields, type: 'result', grad: new Float32Array(0) });
       return true;
     }
-    const got = this.shm.readResult(c, ref);
+    // read straight into a reduction buffer: no copy between the file and the tree
+    const buf = this.machine.takeResultBuffer();
+    const got = this.shm.readResult(c, ref, buf);
     if (got instanceof ProtocolError) {
+      this.machine.giveResultBuffer(buf);
       this.closeForShm(c, got.message);
       return false;
     }
-    this.onResult(c, got);
+    this.onResult(c, got, true);
     return true;
   }
 

@@ -135,7 +135,7 @@ describe('ShmPlane', () => {
     expect(p.sendParams(a, 2, params(2))).toBe(false);
     const grad = params(9);
     const seq = new SlotWriter(fdSlotIo(openSync(join(offer.dir, 'a.res'), 'r+')), PC, RESULT_SLOTS).write(0, 3, grad);
-    const r = p.readResult(a, ref(0, seq));
+    const r = p.readResult(a, ref(0, seq), new Float32Array(PC));
     if (r instanceof ProtocolError) throw r;
     expect(bits(r.grad)).toEqual(bits(grad));
   });
@@ -148,18 +148,21 @@ describe('ShmPlane', () => {
     const w = new SlotWriter(fdSlotIo(openSync(join(offer.dir, 'a.res'), 'r+')), PC, RESULT_SLOTS);
     const grad = params(2);
     const seq = w.write(1, 3, grad);
-    const r = p.readResult(a, ref(1, seq));
+    const into = new Float32Array(PC);
+    const r = p.readResult(a, ref(1, seq), into);
     if (r instanceof ProtocolError) throw r;
+    // read straight into the caller's buffer (a reduction buffer in the coordinator)
+    expect(r.grad).toBe(into);
     expect(r).toMatchObject({ type: 'result', step: 3, nodeLo: 0, nodeSize: 1, samples: 8, lossSum: 1.5, correct: 2, computeMs: 1 });
     expect(r).not.toHaveProperty('slot');
     expect(bits(r.grad)).toEqual(bits(grad));
     expect(a.shmBytesIn).toBe(4 * PC);
-    const stale = p.readResult(a, ref(1, seq + 2));
+    const stale = p.readResult(a, ref(1, seq + 2), new Float32Array(PC));
     expect(stale).toBeInstanceOf(ProtocolError);
     expect(stale).toMatchObject({ code: 'E_SHM', message: expect.stringMatching(/slot 1 was rewritten/) });
-    expect(p.readResult(a, ref(2, 2))).toMatchObject({ code: 'E_SHM', message: expect.stringMatching(/never written/) });
+    expect(p.readResult(a, ref(2, 2), new Float32Array(PC))).toMatchObject({ code: 'E_SHM', message: expect.stringMatching(/never written/) });
     const off = conn('b');
-    expect(p.readResult(off, ref(0, 2))).toMatchObject({ code: 'E_SHM', message: 'worker b does not use shared memory' });
+    expect(p.readResult(off, ref(0, 2), new Float32Array(PC))).toMatchObject({ code: 'E_SHM', message: 'worker b does not use shared memory' });
   });
 
   it('close() deletes the directory', () => {

@@ -23,8 +23,6 @@ export interface ShmPlaneOptions {
 export class ShmPlane {
   /** Created at the first offer; null once shared memory is given up for the run. */
   private host: ShmHost | null | undefined;
-  /** Where result_ref gradients are read to (the round copies them into its own buffers). */
-  private scratch: Float32Array | undefined;
   /** A params write failed: params go as frames from now on (result_refs are still read). */
   private paramsFailed = false;
 
@@ -115,14 +113,14 @@ export class ShmPlane {
   }
 
   /**
-   * The result a result_ref names, its gradient read from the worker's result file into a
-   * scratch array (valid until the next call), or the E_SHM error when the slot does not
-   * hold that write (rewritten, never written, a failed read).
+   * The result a result_ref names, its gradient read from the worker's result file into
+   * `grad` (paramCount floats: the coordinator reads it straight into a reduction buffer),
+   * or the E_SHM error when the slot does not hold that write (rewritten, never written, a
+   * failed read).
    */
-  readResult(c: Connection, ref: ResultRefMessage): ResultMessage | ProtocolError {
+  readResult(c: Connection, ref: ResultRefMessage, grad: Float32Array): ResultMessage | ProtocolError {
     const host = this.host;
     if (!host || !c.shm) return new ProtocolError('E_SHM', `worker ${c.id} does not use shared memory`);
-    const grad = (this.scratch ??= new Float32Array(this.o.paramCount));
     try {
       host.readResult(c.id, ref.slot, ref.seq, ref.step, grad);
     } catch (e) {

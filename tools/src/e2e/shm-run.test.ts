@@ -118,6 +118,10 @@ describe('runs through shared memory', () => {
     expect(s.workers.reduce((n, w) => n + w.shmBytesIn, 0)).toBe(s.shmBytesIn);
     expect(one.atEnd.workers.map((w) => w.shm)).toEqual([true]);
     expect(one.atEnd.shmBytesIn).toBe(STEPS * P * 4); // one node (the whole batch) per step
+    // gradients are read from the files straight into the reduction pool's buffers, which
+    // are reused: a step's worth (two results and their sum), however many steps ran
+    expect(s.reductionBuffers).toBeGreaterThan(0);
+    expect(s.reductionBuffers).toBeLessThanOrEqual(3);
 
     // without: nothing through shared memory, the gradients on the socket
     const t = sock.atEnd;
