@@ -40,6 +40,44 @@ describe('RoundMachine', () => {
     expect(ws).toEqual(ws.map((_, i) => ((i + 1) % 5 === 0 ? 1 : Math.min(W, 6))));
   });
 
+  it("evaluates a step's params while the next step runs: its tasks go out before the eval event; the last step's eval is the final one", () => {
+    const h = new Harness(cfg);
+    const order: string[] = [];
+    const sendTask = h.sendTask.bind(h);
+    const event = h.event.bind(h);
+    h.sendTask = (id, task) => {
+      order.push(`task ${task.step}`);
+      sendTask(id, task);
+    };
+    h.event = (e) => {
+      if (e.kind === 'step' || e.kind === 'eval') order.push(`${e.kind} ${e.step}`);
+      event(e);
+    };
+    h.add();
+    h.add();
+    h.m.start();
+    h.run(new Rng(3));
+    expect(h.finished).toBe(true);
+    same(h.m.params, ref.result.params);
+    const evals = h.kinds('eval') as Array<{ step: number; loss: number; accuracy: number }>;
+    const last = ref.result.steps;
+    // evalEvery 3 and every epoch end (5 steps an epoch), each once
+    expect(evals.map((e) => e.step)).toEqual([...new Set([3, 5, 6, 9, 10, 12].filter((s) => s <= last).concat(last))].sort((a, b) => a - b));
+    for (const e of evals) {
+      if (e.step === last) continue;
+      // step e.step (1-based) is followed by the tasks of round e.step (0-based), sent before its eval
+      expect(order.indexOf(`task ${e.step}`)).toBeGreaterThan(order.indexOf(`step ${e.step}`));
+      expect(order.indexOf(`task ${e.step}`)).toBeLessThan(order.indexOf(`eval ${e.step}`));
+      // evaluated on the params of its own step: what train() evaluates at that step
+      const want = ref.evals.get(e.step);
+      if (want) expect({ loss: e.loss, accuracy: e.accuracy }).toEqual(want);
+    }
+    expect([...ref.evals.keys()].filter((s) => s < last).every((s) => evals.some((e) => e.step === s))).toBe(true);
+    // the last step: one eval event, the final evaluation's figures
+    expect(evals.filter((e) => e.step === last)).toHaveLength(1);
+    expect(evals.at(-1)).toMatchObject({ step: last, loss: h.m.finalEval!.loss, accuracy: h.m.finalEval!.accuracy });
+  });
+
   it.each(['speed', 'even'] as const)('balance %s: a worker 3× faster gets more leaves (speed) or the same (even); the weights do not change', (balance) => {
     const h = new Harness(cfg, { balance });
     const fast = h.add();

@@ -95,6 +95,8 @@ export class RoundMachine {
   private _lastEval: EvalResult | undefined;
   /** Step of the last `eval` event emitted (-1: none). */
   private evalStep = -1;
+  /** This step's params, evaluated while the next step runs (allocated at the first evaluation). */
+  private evalCopy: Float32Array | undefined;
   private _final: EvalResult | undefined;
   private _error: Error | undefined;
   private _samplesDone = 0;
@@ -218,6 +220,20 @@ export class RoundMachine {
   get buffersAllocated(): number {
     return this.pool.allocated;
   }
+  /**
+   * A reduction buffer (the update kernels' memory) for a gradient read straight into it,
+   * e.g. from a shared-memory slot: pass the result with `owned: true`, and give the buffer
+   * back with giveResultBuffer unless the verdict is 'accepted' (the round then holds it).
+   */
+  takeResultBuffer(): Float32Array {
+    return this.pool.take();
+  }
+
+  /** Return a buffer from takeResultBuffer whose result was not accepted. */
+  giveResultBuffer(b: Float32Array): void {
+    this.pool.give(b);
+  }
+
   /** The current step deadline, ms after the step's tasks went out. */
   get stepDeadlineMs(): number {
     return this.deadline.ms;
@@ -737,14 +753,24 @@ export class RoundMachine {
     this._lastStep = ev;
     this.out.event(ev);
     const every = this.config.evalEvery;
-    if ((every > 0 && this._step % every === 0) || epochEnd) {
-      const e = evaluate(this.evalNet, this.params, this.data.test);
+    const evalDue = (every > 0 && this._step % every === 0) || epochEnd;
+    this.out.stepDone?.(this._step);
+    // The next step's tasks go out first: the workers compute while the test set is
+    // evaluated here, on a copy of this step's params (a transport that delivered results
+    // within sendTask could otherwise update them first). After the last step, finish()
+    // makes the final evaluation, which is this step's eval.
+    let evalParams: Float32Array | undefined;
+    if (evalDue) {
+      evalParams = this.evalCopy ??= new Float32Array(this.paramCount);
+      evalParams.set(this.params);
+    }
+    this.advance();
+    if (evalParams && this.evalStep !== this._step && (this._state === 'running' || this._state === 'waiting')) {
+      const e = evaluate(this.evalNet, evalParams, this.data.test);
       this._lastEval = e;
       this.evalStep = this._step;
       this.out.event({ kind: 'eval', step: this._step, epoch: b.epoch, loss: fin(e.loss), accuracy: fin(e.accuracy) });
     }
-    this.out.stepDone?.(this._step);
-    this.advance();
     // after advance(): the next step's leaves are out (busy/idle, leaves of the step in progress)
     this.emitWorkers();
   }

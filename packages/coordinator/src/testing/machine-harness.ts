@@ -42,8 +42,9 @@ export const baseConfig = (over: Partial<RunConfig> = {}): RunConfig =>
   });
 
 /** core's train() on the same config: the result and the per-step losses. */
-export function reference(c: RunConfig): { result: TrainResult; losses: number[] } {
+export function reference(c: RunConfig): { result: TrainResult; losses: number[]; evals: Map<number, { loss: number; accuracy: number }> } {
   const losses: number[] = [];
+  const evals = new Map<number, { loss: number; accuracy: number }>();
   const result = train({
     spec: c.model,
     data,
@@ -57,8 +58,9 @@ export function reference(c: RunConfig): { result: TrainResult; losses: number[]
     kernel: c.kernel,
     evalEvery: c.evalEvery,
     onStep: (s) => losses.push(s.loss),
+    onEval: (step, r) => evals.set(step, { loss: r.loss, accuracy: r.accuracy }),
   });
-  return { result, losses };
+  return { result, losses, evals };
 }
 
 export type Sent = { kind: 'params'; to: string; version: number } | { kind: 'task'; to: string; task: TaskInit };
