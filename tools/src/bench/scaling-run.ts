@@ -4,7 +4,8 @@
  * `warmup` steps are not timed; over the next `steps` steps it records throughput,
  * per-step phases (from the coordinator's step events), the bytes each worker sent and
  * received (coordinator stats) against the raw float32 payload, and this process's CPU
- * time (the coordinator's). Evaluations between steps are excluded from the timings.
+ * time (the coordinator's). Evaluations are excluded from the timings: a step during which
+ * one ran (it runs while the next step computes) is not timed.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -58,9 +59,10 @@ export interface ScalingRunResult {
   leafSize: number;
   kernel: string;
   paramCount: number;
+  /** Steps timed: `steps` less those during which an evaluation ran. */
   timedSteps: number;
   samples: number;
-  /** Σ step wall times (step event to step event, evaluations excluded), ms. */
+  /** Σ step wall times (step event to step event, over the timed steps), ms. */
   wallMs: number;
   samplesPerSec: number;
   /** Fewest and most workers that took part in a timed step. */
@@ -113,6 +115,10 @@ export async function measureScalingRun(o: ScalingRunOptions): Promise<ScalingRu
   let t0: CoordinatorStats | undefined;
   let t1: CoordinatorStats | undefined;
   let incidents = 0;
+  // An evaluation runs while the next step computes (it follows that step's tasks): that
+  // step is not timed, as evaluations are not part of the figures.
+  let overlapped = 0;
+  let evalRan = false;
   const off = coordinator.onEvent((e: RunEvent) => {
     if (e.kind === 'reassigned' || e.kind === 'straggler') {
       if (e.step > o.warmup && e.step <= lastStep) incidents++;
@@ -120,7 +126,11 @@ export async function measureScalingRun(o: ScalingRunOptions): Promise<ScalingRu
     }
     if (e.kind !== 'step' && e.kind !== 'eval') return;
     const now = { t: performance.now(), cpu: process.cpuUsage() };
-    if (e.kind === 'step' && e.step > o.warmup && e.step <= lastStep) {
+    if (e.kind === 'eval') evalRan = true;
+    else if (evalRan) {
+      evalRan = false;
+      if (e.step > o.warmup && e.step <= lastStep) overlapped++;
+    } else if (e.step > o.warmup && e.step <= lastStep) {
       const d = process.cpuUsage(mark.cpu);
       cpu.user += d.user / 1000;
       cpu.system += d.system / 1000;
@@ -155,7 +165,9 @@ export async function measureScalingRun(o: ScalingRunOptions): Promise<ScalingRu
     await workers?.stop();
     await rm(dir, { recursive: true, force: true });
   }
-  if (!t0 || !t1 || steps.length !== o.steps) throw new DptrainError('E_BENCH', `the run ended before its ${o.steps} timed steps (${steps.length} recorded)`);
+  if (!t0 || !t1 || steps.length + overlapped !== o.steps || steps.length === 0) {
+    throw new DptrainError('E_BENCH', `the run ended before its ${o.steps} timed steps (${steps.length} recorded, ${overlapped} with an evaluation)`);
+  }
 
   const a = trafficById(t0);
   const traffic: WorkerTraffic[] = [...trafficById(t1)].map(([id, b]) => {
@@ -176,7 +188,7 @@ export async function measureScalingRun(o: ScalingRunOptions): Promise<ScalingRu
     leafSize: config.leafSize,
     kernel: config.kernel,
     paramCount,
-    timedSteps: o.steps,
+    timedSteps: steps.length,
     samples,
     wallMs,
     samplesPerSec: (samples * 1000) / wallMs,
@@ -186,7 +198,7 @@ export async function measureScalingRun(o: ScalingRunOptions): Promise<ScalingRu
     bytesPerStep,
     rawBytesPerStep,
     overheadPct: ((bytesPerStep - rawBytesPerStep) / rawBytesPerStep) * 100,
-    coordinatorCpuMsPerStep: { user: cpu.user / o.steps, system: cpu.system / o.steps, total: (cpu.user + cpu.system) / o.steps },
+    coordinatorCpuMsPerStep: { user: cpu.user / steps.length, system: cpu.system / steps.length, total: (cpu.user + cpu.system) / steps.length },
     incidents,
   };
 }
