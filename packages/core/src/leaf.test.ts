@@ -114,6 +114,54 @@ describe.each(kernelSets)('LeafComputer.computeNode (%s)', (_name, make) => {
   });
 });
 
+describe.each(kernelSets)('LeafComputer.computeNodeView (%s)', (_name, make) => {
+  const indices = Array.from({ length: 100 }, (_, i) => (i * 37 + 5) % data.n); // 13 leaves
+  const L = leafCount(indices.length, LEAF);
+  const params = initParams(spec, 3);
+  const batch = { step: 5, leafCount: L, batchSize: indices.length, indices: indices.slice(3 * LEAF), indexBase: 3 };
+
+  it('gives the bits and stats of computeNode, in one buffer that the next call overwrites', () => {
+    const K = make();
+    const viewer = new LeafComputer(spec, data, { leafSize: LEAF, seed: SEED, kernels: K });
+    const copier = new LeafComputer(spec, data, { leafSize: LEAF, seed: SEED, kernels: K });
+    if ('isFull' in K) K.isFull = true;
+    viewer.setParams(params);
+    copier.setParams(params);
+    const nodes = alignedNodes(3, L, L); // (3, 1), (4, 4), (8, 8)
+    expect(nodes).toHaveLength(3);
+    const views = nodes.map((node) => {
+      const want = new Float32Array(viewer.paramCount);
+      const wantStats = copier.computeNode(batch, node, want, { scan: true });
+      const v = viewer.computeNodeView(batch, node, { scan: true });
+      expect(v.stats, `node (${node.lo}, ${node.size})`).toEqual(wantStats);
+      expect(v.stats.firstNonFinite).toBe(-1);
+      expect(bits(v.grad), `node (${node.lo}, ${node.size})`).toEqual(bits(want));
+      return { grad: v.grad, want };
+    });
+    // every call hands out the same buffer: an earlier view now reads the last node
+    expect(views[1].grad).toBe(views[0].grad);
+    expect(views[2].grad).toBe(views[0].grad);
+    expect(bits(views[0].grad)).toEqual(bits(views[2].want));
+    expect(bits(views[0].grad)).not.toEqual(bits(views[0].want));
+  });
+
+  it('overwrites every value of the view: what a caller wrote into it does not reach the next node', () => {
+    const computer = new LeafComputer(spec, data, { leafSize: LEAF, seed: SEED, kernels: make() });
+    computer.setParams(params);
+    const node = { lo: 4, size: 4 };
+    const want = Float32Array.from(computer.computeNodeView(batch, node).grad);
+    computer.computeNodeView(batch, node).grad.fill(Number.NaN);
+    const again = computer.computeNodeView(batch, node, { scan: true });
+    expect(again.stats.firstNonFinite).toBe(-1);
+    expect(bits(again.grad)).toEqual(bits(want));
+    // and computeNode, built on it, copies out the fresh sum too
+    computer.computeNodeView(batch, node).grad.fill(Number.POSITIVE_INFINITY);
+    const out = new Float32Array(computer.paramCount);
+    computer.computeNode(batch, node, out);
+    expect(bits(out)).toEqual(bits(want));
+  });
+});
+
 describe('Network.lossAndGrad into another buffer', () => {
   it('writes the same bits as into its own grad, and refuses a buffer that is too short', () => {
     const net = new Network(spec, { maxRows: LEAF, kernels: jsKernels });

@@ -13,6 +13,13 @@ export interface NodeStats {
   firstNonFinite?: number;
 }
 
+/** A node's sum as computeNodeView hands it out: `grad` is valid until the computer's next compute call. */
+export interface NodeView {
+  stats: NodeStats;
+  /** The node's gradient sum, a view of the computer's tree buffer (overwritten by its next compute call). */
+  grad: Float32Array;
+}
+
 /** The batch a leaf range belongs to. */
 export interface BatchRef {
   step: number;
@@ -73,18 +80,30 @@ export class LeafComputer {
   /**
    * Sum of node (lo, size) into `out` (overwritten). With `scan`, the stats also name the
    * first non-finite gradient value (found by the kernels where the sum was made, faster
-   * than a scan of `out`).
+   * than a scan of `out`). The same bits as computeNodeView, copied out once.
    */
   computeNode(batch: BatchRef, node: TreeNode, out: Float32Array, opts: { scan?: boolean } = {}): NodeStats {
     if (out.length !== this.paramCount) throw new ShapeError(`gradient buffer has ${out.length} values, expected ${this.paramCount}`);
+    const { stats, grad } = this.computeNodeView(batch, node, opts);
+    out.set(grad);
+    return stats;
+  }
+
+  /**
+   * Sum of node (lo, size), handed out without a copy: `grad` is a view of the buffer the
+   * tree was summed in (in the kernels' own memory when it had room). The view is valid
+   * only until the next computeNode or computeNodeView call of this computer, which
+   * overwrites it (every value: whatever the caller wrote into it does not leak into the
+   * next node) and returns the same view again. Read it, or copy it, before then. `scan`
+   * as for computeNode.
+   */
+  computeNodeView(batch: BatchRef, node: TreeNode, opts: { scan?: boolean } = {}): NodeView {
     // The tree is summed in buffers of the kernels' own memory (level 0 holds the node),
-    // where the leaves' weight gradients are written in place and kernels.add sums them;
-    // one copy hands the node out.
+    // where the leaves' weight gradients are written in place and kernels.add sums them.
     const root = this.level(0);
-    const st = this.sumNode(batch, node.lo, node.size, root, 1);
-    if (opts.scan) st.firstNonFinite = this.net.kernels.firstNonFinite(this.paramCount, root);
-    out.set(root);
-    return st;
+    const stats = this.sumNode(batch, node.lo, node.size, root, 1);
+    if (opts.scan) stats.firstNonFinite = this.net.kernels.firstNonFinite(this.paramCount, root);
+    return { stats, grad: root };
   }
 
   /**

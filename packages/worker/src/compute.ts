@@ -2,32 +2,49 @@ import { type Dataset, DptrainError, LeafComputer, alignedNodes, firstNonFinite,
 import { ProtocolError, ResultFrame, type ResultMessage, type TaskMessage, type WelcomeMessage } from '@dptrain/protocol';
 import type { FaultInjector } from './test-fault.js';
 
-/** One encoded result frame, with what it reports (for logs and summaries). */
+/**
+ * One node's result as TaskRunner.run yields it: the gradient as a view of the kernels'
+ * memory, the encoded frame only when asked for. Everything here is valid only until the
+ * runner computes its next node (the generator is resumed, or another run() starts):
+ * send the result, through shared memory from `grad` or as `frame()`, before that.
+ */
 export interface NodeResult {
-  frame: Uint8Array;
   /** The result's fields (what the frame's header says). */
   header: Omit<ResultMessage, 'type' | 'v' | 'grad'>;
-  /** The gradient (the frame's payload, a view: valid until release()). */
-  grad: Float32Array;
+  /**
+   * The gradient, a view of the buffer the kernels summed the node in (no copy made):
+   * read it before the next node is computed, which overwrites it. Throws E_STATE once
+   * that has happened.
+   */
+  readonly grad: Float32Array;
   nodeLo: number;
   nodeSize: number;
   samples: number;
   computeMs: number;
-  /** Give the frame's memory back for reuse once the send has completed. */
+  /**
+   * The encoded result frame: the gradient copied into a pooled frame and the header
+   * encoded, on the first call (later calls return the same bytes). The first call must
+   * come before the next node is computed (E_STATE after); the bytes stay valid until
+   * release(), after which frame() throws E_STATE.
+   */
+  frame(): Uint8Array;
+  /** Give the frame's memory back for reuse once its send has completed (nothing to give if frame() was never called). */
   release(): void;
 }
 
 /**
  * The worker's compute state for one run: a LeafComputer built exactly as core's train()
  * builds it (same leaf size, dropout seed runSeeds(seed).dropout, kernel), the parameter
- * version it holds, and a pool of result frames so each gradient is written straight
- * into the bytes that go on the wire.
+ * version it holds, and a small pool of result frames for the gradients that go on the
+ * wire (those sent through shared memory are written from the kernels' memory instead).
  */
 export class TaskRunner {
   readonly computer: LeafComputer;
   readonly paramCount: number;
   private held: number | undefined;
   private readonly pool: ResultFrame[] = [];
+  /** Nodes computed so far: a NodeResult is valid while this still counts its own node. */
+  private computed = 0;
 
   /**
    * `fault` is the test-only fault hook (see test-fault.ts); absent in real runs.
@@ -80,10 +97,16 @@ export class TaskRunner {
   }
 
   /**
-   * Compute the canonical nodes of the task's leaf range, one encoded result frame per
-   * node, in leaf order. Throws E_STATE when the task needs a version this worker lacks,
-   * and E_NONFINITE (a DptrainError naming the step, the node and the first bad value)
+   * Compute the canonical nodes of the task's leaf range, one result per node, in leaf
+   * order. Throws E_STATE when the task needs a version this worker lacks, and
+   * E_NONFINITE (a DptrainError naming the step, the node and the first bad value)
    * instead of yielding a node whose loss or gradient holds NaN or ±Infinity.
+   *
+   * Each result's gradient is a view of the kernels' memory, and its frame is made only on
+   * demand, from that view: so a result must be sent (or its frame() taken) before the
+   * generator is resumed, since computing the next node overwrites the view. The test
+   * fault hook corrupts that view, before the non-finite check: whatever path the result
+   * then takes, it carries the gradient that was checked.
    */
   *run(task: TaskMessage): Generator<NodeResult> {
     if (this.held !== task.version) {
@@ -91,25 +114,58 @@ export class TaskRunner {
     }
     const batch = { step: task.step, leafCount: task.leafCount, batchSize: task.batchSize, indices: task.indices, indexBase: task.leafLo };
     for (const node of alignedNodes(task.leafLo, task.leafHi, task.leafCount)) {
-      const rf = this.pool.pop() ?? new ResultFrame(this.paramCount);
+      const id = ++this.computed;
       const t0 = performance.now();
-      const st = this.computer.computeNode(batch, node, rf.grad, { scan: true });
+      const { stats: st, grad } = this.computer.computeNodeView(batch, node, { scan: true });
       const computeMs = performance.now() - t0;
-      const corrupted = this.fault?.corruptGradient(task.step, rf.grad) ?? false;
-      const bad = nonFinite(st.lossSum, rf.grad, corrupted ? firstNonFinite(rf.grad) : (st.firstNonFinite ?? firstNonFinite(rf.grad)));
-      if (bad !== undefined) {
-        if (this.pool.length < 4) this.pool.push(rf);
-        throw new DptrainError('E_NONFINITE', `step ${task.step}, node (${node.lo}, ${node.size}): ${bad}`);
-      }
+      // the view is the kernels' tree buffer, rewritten whole by the next node: corrupting it is safe
+      const corrupted = this.fault?.corruptGradient(task.step, grad) ?? false;
+      const bad = nonFinite(st.lossSum, grad, corrupted ? firstNonFinite(grad) : (st.firstNonFinite ?? firstNonFinite(grad)));
+      if (bad !== undefined) throw new DptrainError('E_NONFINITE', `step ${task.step}, node (${node.lo}, ${node.size}): ${bad}`);
       const header = { step: task.step, nodeLo: node.lo, nodeSize: node.size, samples: st.samples, lossSum: st.lossSum, correct: st.correct, computeMs };
-      const frame = rf.finish(header);
-      let released = false;
-      const release = () => {
-        if (!released && this.pool.length < 4) this.pool.push(rf);
-        released = true;
-      };
-      yield { frame, header, grad: rf.grad, nodeLo: node.lo, nodeSize: node.size, samples: st.samples, computeMs, release };
+      yield this.result(id, grad, header);
     }
+  }
+
+  /** The NodeResult of node number `id`, whose gradient is `view`. */
+  private result(id: number, view: Float32Array, header: NodeResult['header']): NodeResult {
+    const live = (what: string) => {
+      if (this.computed !== id) throw new DptrainError('E_STATE', `${what} of node (${header.nodeLo}, ${header.nodeSize}) of step ${header.step} used after the next node was computed`);
+    };
+    let rf: ResultFrame | undefined;
+    let frame: Uint8Array | undefined;
+    let released = false;
+    return {
+      header,
+      get grad() {
+        live('the gradient view');
+        return view;
+      },
+      nodeLo: header.nodeLo,
+      nodeSize: header.nodeSize,
+      samples: header.samples,
+      computeMs: header.computeMs,
+      frame: () => {
+        if (released) throw new DptrainError('E_STATE', `result frame of node (${header.nodeLo}, ${header.nodeSize}) of step ${header.step} asked for after release()`);
+        if (frame) return frame;
+        live('the result frame');
+        const into = this.pool.pop() ?? new ResultFrame(this.paramCount);
+        into.grad.set(view);
+        try {
+          frame = into.finish(header);
+        } catch (e) {
+          if (this.pool.length < 4) this.pool.push(into);
+          throw e;
+        }
+        rf = into;
+        return frame;
+      },
+      release: () => {
+        if (released) return;
+        released = true;
+        if (rf && this.pool.length < 4) this.pool.push(rf);
+      },
+    };
   }
 }
 

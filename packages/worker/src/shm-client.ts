@@ -72,7 +72,9 @@ export class ShmClient {
    * Write a gradient of `step` into a free slot of the ring (never written, or dealt with
    * by the coordinator); returns the slot and seq for the result_ref, or undefined when
    * every slot still holds a result the coordinator has not dealt with (the caller then
-   * sends a frame: results come faster than the coordinator reads them).
+   * sends a frame: results come faster than the coordinator reads them). The write is
+   * synchronous and reads `grad` in place (a view of the kernels' memory, say): `grad` may
+   * be overwritten as soon as this returns.
    */
   writeResult(step: number, grad: Float32Array): { slot: number; seq: number } | undefined {
     for (let k = 0; k < this.resultSlots; k++) {

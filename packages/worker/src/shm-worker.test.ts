@@ -1,7 +1,7 @@
 import { closeSync, ftruncateSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { alignedNodes, blobs, fingerprint, initParams, leafCount, paramLayout, splitDataset, validateModelSpec } from '@dptrain/core';
+import { LeafComputer, alignedNodes, blobs, fingerprint, initParams, leafCount, paramLayout, runSeeds, splitDataset, validateModelSpec } from '@dptrain/core';
 import { type Message, type MessageInit, type ShmOffer, type SlotIo, SlotReader, SlotWriter, fileHeader, slotFileBytes } from '@dptrain/protocol';
 import { afterEach, describe, expect, test } from 'vitest';
 import { type FakeConn, FakeCoordinator } from './testing/fake-coordinator.js';
@@ -37,6 +37,8 @@ const welcome = (shm?: ShmOffer): MessageInit => ({
 /** Leaves [1, 5) of step 4: nodes (1, 1), (2, 2), (4, 4). */
 const task = (version: number): MessageInit => ({ type: 'task', step: 4, version, epoch: 0, leafLo: 1, leafHi: 5, leafCount: L, batchSize: B, indices: indices.slice(leafSize) });
 const NODES = alignedNodes(1, 5, L);
+/** The same leaves for another step (dropout masks, and so gradients, differ by step), with more fields. */
+const taskAt = (step: number, version: number, over: Record<string, unknown> = {}): MessageInit => ({ ...task(version), step, ...over }) as MessageInit;
 const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
 
 /** pread/pwrite of whole ranges on a file descriptor. */
@@ -300,5 +302,86 @@ describe('shared-memory failures', () => {
     expect(ready).not.toHaveProperty('shm');
     conn.ws.close(4004, 'run finished');
     expect(await within(done, 5000, 'worker finished')).toMatchObject({ reason: 'run finished', connections: 4 });
+  });
+});
+
+describe('results: from the kernels\' memory, or as frames when the ring is full', () => {
+  const computer = new LeafComputer(spec, split.train, { leafSize, seed: runSeeds(11).dropout });
+  computer.setParams(params);
+  /** The gradient of NODES[i] at `step`, as core computes it. */
+  const want = (step: number, i: number): Float32Array => {
+    const g = new Float32Array(P);
+    computer.computeNode({ step, leafCount: L, batchSize: B, indices: indices.slice(leafSize), indexBase: 1 }, NODES[i], g);
+    return g;
+  };
+
+  /** The gradients of the next NODES.length results of `step` (read from their slot or their frame), and how they came. */
+  async function results(conn: FakeConn, f: SlotFiles, step: number): Promise<{ kinds: string[]; seqs: number[] }> {
+    const kinds: string[] = [];
+    const seqs: number[] = [];
+    for (const [i, node] of NODES.entries()) {
+      const r = await next(conn, `result ${i} of step ${step}`);
+      expect(r).toMatchObject({ step, nodeLo: node.lo, nodeSize: node.size });
+      let got: Float32Array;
+      if (r.type === 'result_ref') {
+        got = new Float32Array(P);
+        f.results.read(r.slot, r.seq, step, got);
+        seqs.push(r.seq);
+      } else if (r.type === 'result') got = r.grad;
+      else throw new Error(`expected a result, got ${r.type}`);
+      expect(bits(got), `node ${i} of step ${step}`).toEqual(bits(want(step, i)));
+      kinds.push(r.type);
+    }
+    return { kinds, seqs };
+  }
+
+  test('every slot unread: the next results go as frames with the same bits; result_refs again once the slots are read', async () => {
+    const f = await slotFiles();
+    const { s, done } = await start();
+    const { conn } = await joinSession(s, f.offer);
+    conn.send(f.paramsRef(7, params));
+    conn.send(taskAt(4, 7));
+    conn.send(taskAt(5, 7));
+    expect((await results(conn, f, 4)).kinds).toEqual(['result_ref', 'result_ref', 'result_ref']);
+    // slot 3 takes the first node of step 5; the ring is then full (nothing read): frames
+    const second = await results(conn, f, 5);
+    expect(second.kinds).toEqual(['result_ref', 'result', 'result']);
+    conn.send(taskAt(6, 7, { resultsRead: second.seqs[0] }));
+    expect((await results(conn, f, 6)).kinds).toEqual(['result_ref', 'result_ref', 'result_ref']);
+    conn.ws.close(4004, 'run finished');
+    expect(await within(done, 5000, 'worker finished')).toMatchObject({ reason: 'run finished', tasks: 3, results: 9 });
+  });
+
+  test("the fault hook's NaN is reported as E_NONFINITE on either path, and the next nodes are sent clean", async () => {
+    const expectNaN = async (conn: FakeConn, step: number) =>
+      expect(await next(conn, 'the E_NONFINITE report')).toMatchObject({ type: 'error', code: 'E_NONFINITE', fatal: false, step, message: `step ${step}, node (1, 1): gradient[0] is NaN` });
+
+    // through shared memory: the ring has room
+    const f1 = await slotFiles();
+    const a = await start({ testFault: { kind: 'nan-at-step', step: 4 } });
+    const s1 = await joinSession(a.s, f1.offer);
+    s1.conn.send(f1.paramsRef(7, params));
+    s1.conn.send(taskAt(4, 7));
+    await expectNaN(s1.conn, 4);
+    s1.conn.send(taskAt(4, 7));
+    expect((await results(s1.conn, f1, 4)).kinds).toEqual(['result_ref', 'result_ref', 'result_ref']);
+    s1.conn.ws.close(4004, 'run finished');
+    await within(a.done, 5000, 'worker finished');
+
+    // the fallback to frames: the ring is full when the fault fires
+    const f2 = await slotFiles();
+    const b = await start({ testFault: { kind: 'nan-at-step', step: 6 } });
+    const s2 = await joinSession(b.s, f2.offer);
+    s2.conn.send(f2.paramsRef(7, params));
+    s2.conn.send(taskAt(4, 7));
+    s2.conn.send(taskAt(5, 7));
+    await results(s2.conn, f2, 4);
+    expect((await results(s2.conn, f2, 5)).kinds).toEqual(['result_ref', 'result', 'result']);
+    s2.conn.send(taskAt(6, 7));
+    await expectNaN(s2.conn, 6);
+    s2.conn.send(taskAt(6, 7));
+    expect((await results(s2.conn, f2, 6)).kinds).toEqual(['result', 'result', 'result']);
+    s2.conn.ws.close(4004, 'run finished');
+    expect(await within(b.done, 5000, 'worker finished')).toMatchObject({ reason: 'run finished', results: 9 });
   });
 });

@@ -209,3 +209,51 @@ test('close() says bye and resolves start(); calling it twice is harmless', asyn
   expect(await conn.next()).toMatchObject({ type: 'bye' });
   expect(await done).toMatchObject({ reason: 'closed' });
 });
+
+test('messages that come while the welcome loads its data are handled after it, in order; later ones as they come', async () => {
+  let loaded!: () => void;
+  const loading = new Promise<void>((resolve) => (loaded = resolve));
+  const s = await server();
+  const w = worker(s.url, { loadData: async () => (await loading, split) });
+  const done = w.start();
+  const conn = await s.accept();
+  await handshake(conn);
+
+  const B = 64;
+  const L = leafCount(B, leafSize);
+  const batch = new Int32Array(B).map((_, i) => (i * 29) % split.train.n);
+  const versions = [initParams(spec, 1), initParams(spec, 2), initParams(spec, 3)];
+  const task = (step: number, version: number): MessageInit => ({ type: 'task', step, version, epoch: 0, leafLo: 0, leafHi: 4, leafCount: L, batchSize: B, indices: batch });
+  // params and tasks while the data is loading: a task handled before the welcome is done, or
+  // before its params, would be an E_STATE error; params handled out of order, wrong bits
+  conn.send({ type: 'params', version: 1, data: versions[0] });
+  conn.send(task(4, 1));
+  conn.send({ type: 'params', version: 2, data: versions[1] });
+  conn.send(task(5, 2));
+  // heartbeats are answered at once: when the reply comes, every message above has arrived
+  conn.send({ type: 'heartbeat', t: Date.now() });
+  expect((await conn.next({ heartbeats: true })).type).toBe('heartbeat');
+  loaded();
+  expect((await conn.next()).type).toBe('ready');
+
+  const ref = new LeafComputer(spec, split.train, { leafSize, seed: runSeeds(seed).dropout });
+  const expectResult = async (step: number, params: Float32Array) => {
+    const r = await conn.next();
+    if (r.type !== 'result') throw new Error(`expected the result of step ${step}, got ${r.type}`);
+    ref.setParams(params);
+    const want = new Float32Array(P);
+    ref.computeNode({ step, leafCount: L, batchSize: B, indices: batch, indexBase: 0 }, { lo: 0, size: 4 }, want);
+    expect(r.step).toBe(step);
+    expect(Buffer.from(r.grad.buffer, r.grad.byteOffset, r.grad.byteLength).equals(Buffer.from(want.buffer)), `gradient of step ${step}`).toBe(true);
+  };
+  await expectResult(4, versions[0]);
+  await expectResult(5, versions[1]);
+  // nothing queued any more: the next messages are handled as they come
+  conn.send({ type: 'params', version: 3, data: versions[2] });
+  conn.send(task(6, 3));
+  conn.send(task(7, 3));
+  await expectResult(6, versions[2]);
+  await expectResult(7, versions[2]);
+  conn.ws.close(4004, 'run finished');
+  expect(await done).toMatchObject({ reason: 'run finished', tasks: 4, results: 4 });
+});

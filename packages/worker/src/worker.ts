@@ -24,6 +24,7 @@ import WebSocket from 'ws';
 import { Backoff, type ReconnectOptions, validateReconnect } from './backoff.js';
 import { DataCache } from './data-cache.js';
 import { type NodeResult, TaskRunner } from './compute.js';
+import { SerialDispatch } from './dispatch.js';
 import { ShmClient } from './shm-client.js';
 
 /** Shared-memory failures after which a worker declines further offers. */
@@ -190,9 +191,10 @@ export class Worker {
   }
 
   /**
-   * Send a result through shared memory: the gradient into the next slot of the result
-   * file, a result_ref through the socket. False if the write failed (the caller then
-   * sends the whole frame: the coordinator accepts both).
+   * Send a result through shared memory: the gradient, straight from the kernels' memory
+   * (no frame is made), into the next slot of the result file, a result_ref through the
+   * socket. False if the write failed (the caller then sends the whole frame: the
+   * coordinator accepts both).
    */
   private sendRef(ws: WebSocket, shm: ShmClient, r: NodeResult): boolean {
     let ref: { slot: number; seq: number } | undefined;
@@ -236,7 +238,6 @@ export class Worker {
       let fatal: Error | undefined;
       let lastError = '';
       let lastStep: number | undefined;
-      let queue = Promise.resolve();
 
       /** Report a fatal error to the coordinator, close, and end the session with it. */
       const fail = (err: Error, closeCode: number) => {
@@ -317,7 +318,8 @@ export class Worker {
         log(`ready: ${loaded.split.train.n} training samples, fingerprint ${loaded.fingerprint.slice(0, 12)}…`);
       };
 
-      const handle = async (m: Message) => {
+      /** Handle one message; a promise only for the welcome (its data loads asynchronously). */
+      const handle = (m: Message): Promise<void> | undefined => {
         // after a shared-memory failure the session is closing: the queued task cannot run
         if (fatal || this.closed || shmBroken !== undefined) return;
         switch (m.type) {
@@ -346,13 +348,12 @@ export class Worker {
             lastStep = m.step;
             this.summary.tasks++;
             try {
+              // each result is sent before the loop asks for the next node, whose computation
+              // overwrites the result's gradient view (TaskRunner.run); a frame made from it
+              // is the socket's to read until the send completes and releases it
               for (const r of runner.run(m)) {
-                if (ws.readyState !== WebSocket.OPEN) {
-                  r.release();
-                  return;
-                }
-                if (shm && this.sendRef(ws, shm, r)) r.release();
-                else ws.send(r.frame, { binary: true }, r.release);
+                if (ws.readyState !== WebSocket.OPEN) return;
+                if (!shm || !this.sendRef(ws, shm, r)) ws.send(r.frame(), { binary: true }, r.release);
                 this.summary.results++;
                 this.summary.samples += r.samples;
                 this.summary.computeMs += r.computeMs;
@@ -381,6 +382,18 @@ export class Worker {
         }
       };
 
+      /**
+       * Messages in arrival order: at once when nothing is queued or running (no detour
+       * through the promise queue), else after the welcome still loading its data and
+       * whatever came before.
+       */
+      const dispatch = new SerialDispatch<Message>(handle, (e: unknown) => {
+        const err = e instanceof Error ? e : new Error(String(e));
+        const code = err instanceof DptrainError ? err.code : 'E_WORKER';
+        const closeCode = err instanceof ProtocolError ? err.closeCode : CLOSE_CODES.PROTOCOL_ERROR;
+        fail(err instanceof DptrainError ? err : new WorkerError(code, err.message, closeCode), closeCode);
+      });
+
       ws.on('open', () => {
         this.summary.connections++;
         const hello: Omit<HelloMessage, 'v'> = { type: 'hello', workerName: name, host: hostname().slice(0, LIMITS.host), pid: process.pid, kernels: kernelNames() };
@@ -406,12 +419,7 @@ export class Worker {
           this.send(ws, reply);
           return;
         }
-        queue = queue.then(() => handle(m)).catch((e: unknown) => {
-          const err = e instanceof Error ? e : new Error(String(e));
-          const code = err instanceof DptrainError ? err.code : 'E_WORKER';
-          const closeCode = err instanceof ProtocolError ? err.closeCode : CLOSE_CODES.PROTOCOL_ERROR;
-          fail(err instanceof DptrainError ? err : new WorkerError(code, err.message, closeCode), closeCode);
-        });
+        dispatch.push(m);
       });
 
       ws.on('error', (e: Error) => {
