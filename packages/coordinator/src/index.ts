@@ -1,5 +1,6 @@
-export { Coordinator, WORKER_PATHS, fingerprintFast, writeFileAtomic } from './server.js';
-export type { CheckpointInfo, CoordinatorStats, RequestHandler, RunSummary, UpgradeHandler } from './server.js';
+export { Coordinator, writeFileAtomic } from './server.js';
+export { WORKER_PATHS, fingerprintFast } from './coordinator-api.js';
+export type { CheckpointInfo, CoordinatorStats, RequestHandler, RunSummary, UpgradeHandler } from './coordinator-api.js';
 export type { CoordinatorOptions } from './options.js';
 export { isLoopback } from './options.js';
 export { encodeFinalCheckpoint, samplerStateAfter } from './checkpoint-io.js';
