@@ -1,5 +1,5 @@
 import { ConfigError, DptrainError } from './errors.js';
-import { type OptimizerConfig, type OptimizerState, clipCoefficient, firstNonFinite } from './optim/index.js';
+import { OPTIMIZER_DEFAULTS, type OptimizerConfig, type OptimizerState, clipCoefficient, firstNonFinite } from './optim/index.js';
 import { applyStep, checkStepInputs } from './optim/step.js';
 import { type Kernels, jsKernels } from './kernels/index.js';
 import { scheduledLr } from './schedule.js';
@@ -25,10 +25,18 @@ export interface UpdateInfo {
  *    apply); plain SGD runs kernels.sgdStep. `kernels` only changes the speed: every
  *    implementation gives the same bits.
  *
+ * Plain SGD (no clipping, weightDecay and l1 0) with batchSize >= 1 and a kernel set that has
+ * sgdMeanStep (the WebAssembly ones; not the plain-JS kernels, whose scan costs more than the
+ * pass it saves: 0.78 against 0.66 ms at 235k values) takes one data pass instead: kernels.firstNonFinite scans the sum, then
+ * kernels.sgdMeanStep divides, sums the squares and steps at once — the same bits as the two
+ * passes. (Dividing a finite float32 by b >= 1 stays finite, and so does the float64 sum of
+ * the squares, so the outcome of the finiteness check is the same too.)
+ *
  * Refused before the parameters or the optimizer state change: bad lengths, lr or state
  * (ShapeError / ConfigError, as optimizerStep), then non-finite gradients (DptrainError
  * E_NONFINITE naming the first bad element). `gradSum` is scratch: afterwards it holds the
- * unclipped mean (also when refused for a non-finite value).
+ * unclipped mean (when refused for a non-finite value: the mean on the two-pass path, the
+ * untouched sum on plain SGD's one-pass path).
  */
 export function applyUpdate(
   params: Float32Array,
@@ -46,6 +54,14 @@ export function applyUpdate(
   if (clipping && !Number.isFinite(clip)) throw new ConfigError('maxNorm', `expected a finite number > 0, got ${clip}`);
 
   const n = gradSum.length;
+  if (!clipping && batchSize >= 1 && kernels.sgdMeanStep !== undefined && plainSgd(cfg)) {
+    // the one-pass path: scan first (nothing has changed yet), then divide, sum and step at once
+    const bad = kernels.firstNonFinite(n, gradSum);
+    if (bad >= 0) throw new DptrainError('E_NONFINITE', `gradient element ${bad} is ${gradSum[bad]} at step ${step}; update refused`);
+    const sq = kernels.sgdMeanStep(n, params, gradSum, batchSize, lr);
+    state.t = state.t + 1; // as applyStep
+    return { lr, gradNorm: Math.sqrt(sq) };
+  }
   const sq = kernels.meanSq(n, gradSum, batchSize);
   if (!Number.isFinite(sq)) {
     const bad = firstNonFinite(gradSum);
@@ -57,4 +73,9 @@ export function applyUpdate(
   const scale = clipping ? clipCoefficient(gradNorm, clip) : 1;
   applyStep(cfg, params, gradSum, scale, state, lr, kernels);
   return { lr, gradNorm };
+}
+
+/** Whether applyStep would run plain SGD's kernels.sgdStep (given scale 1): sgd without weight decay or L1. */
+function plainSgd(cfg: OptimizerConfig): boolean {
+  return cfg.name === 'sgd' && (cfg.weightDecay ?? OPTIMIZER_DEFAULTS.weightDecay) === 0 && (cfg.l1 ?? OPTIMIZER_DEFAULTS.l1) === 0;
 }

@@ -47,7 +47,7 @@ export function checkGemm(
 }
 
 /** Validate the arguments of an element-wise call on n elements. */
-export function checkElementwise(op: 'add' | 'firstNonFinite' | 'reluGrad' | 'meanSq' | 'sgdStep', n: number, dst: Float32Array, src: Float32Array): void {
+export function checkElementwise(op: 'add' | 'firstNonFinite' | 'reluGrad' | 'meanSq' | 'sgdStep' | 'sgdMeanStep', n: number, dst: Float32Array, src: Float32Array): void {
   checkDim(op, 'n', n);
   checkLen(op, 'dst', dst, n, 'n');
   checkLen(op, 'src', src, n, 'n');
@@ -174,6 +174,22 @@ export function sgdStepJs(n: number, p: Float32Array, g: Float32Array, lr: numbe
     p[i + 2] = p[i + 2] - lr * g[i + 2];
     p[i + 3] = p[i + 3] - lr * g[i + 3];
   }
+}
+
+/** Whether the first n elements of a and of b share any bytes (views of one buffer; identical views included). */
+export function viewsOverlap(a: Float32Array, b: Float32Array, n: number): boolean {
+  return n > 0 && a.buffer === b.buffer && a.byteOffset < b.byteOffset + 4 * n && b.byteOffset < a.byteOffset + 4 * n;
+}
+
+/**
+ * sgdMeanStep in plain JavaScript (see Kernels.sgdMeanStep): meanSqJs then sgdStepJs, which
+ * define its result. The WebAssembly kernels fall back to it for overlapping views or when
+ * their scratch memory is short; the plain-JS kernels take these two passes in applyUpdate.
+ */
+export function sgdMeanStepJs(n: number, p: Float32Array, g: Float32Array, b: number, lr: number): number {
+  const sq = meanSqJs(n, g, b);
+  sgdStepJs(n, p, g, lr);
+  return sq;
 }
 
 /** The float64 sum of squares of a in the four-partial-sum order of Kernels.meanSq (without changing a). */

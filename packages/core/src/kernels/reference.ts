@@ -1,5 +1,5 @@
 import type { Kernels } from './types.js';
-import { locateNonFinite } from './check.js';
+import { locateNonFinite, viewsOverlap } from './check.js';
 
 /**
  * Plain triple loops, the ground truth the fast kernels are tested against.
@@ -61,5 +61,20 @@ export const referenceKernels: Kernels = {
   },
   sgdStep(n, p, g, lr) {
     for (let i = 0; i < n; i++) p[i] = Math.fround(p[i] - lr * g[i]);
+  },
+  sgdMeanStep(n, p, g, b, lr) {
+    if (viewsOverlap(p, g, n)) {
+      const sq = referenceKernels.meanSq(n, g, b);
+      referenceKernels.sgdStep(n, p, g, lr);
+      return sq;
+    }
+    const s = [0, 0, 0, 0];
+    for (let i = 0; i < n; i++) {
+      const m = Math.fround(g[i] / b);
+      g[i] = m;
+      s[i & 3] += m * m;
+      p[i] = Math.fround(p[i] - lr * m);
+    }
+    return s[0] + s[1] + (s[2] + s[3]);
   },
 };

@@ -60,4 +60,16 @@ export interface Kernels {
   meanSq(n: number, g: Float32Array, b: number): number;
   /** Plain SGD: p[i] = fround(p[i] − lr · g[i]) for i < n, in float64. Bit-identical in every kernel. */
   sgdStep(n: number, p: Float32Array, g: Float32Array, lr: number): void;
+  /**
+   * meanSq(n, g, b) then sgdStep(n, p, g, lr) in one pass over the data: g[i] becomes the mean
+   * meanSq stores, p[i] the value sgdStep computes from it, and the return value is meanSq's.
+   * Bit-identical to the two calls in every kernel, for any n and b, whatever the views
+   * (overlapping p and g: the two passes one after the other). It checks no value: non-finite
+   * inputs go into p. applyUpdate's plain-SGD path, after its finiteness scan.
+   *
+   * The WebAssembly kernels have it (their JS fallback, sgdMeanStepJs in check.ts, is the same
+   * loop); the plain-JS kernels do not (with their finite scan it costs more than the two
+   * passes); without it applyUpdate takes the two passes.
+   */
+  sgdMeanStep?(n: number, p: Float32Array, g: Float32Array, b: number, lr: number): number;
 }

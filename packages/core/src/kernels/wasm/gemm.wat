@@ -486,6 +486,84 @@
         (local.set $g (i32.add (local.get $g) (i32.const 4)))
         (br $l1))))
 
+  ;; mean_sq then sgd_step in one pass, the same values: for each i, the mean m = f32(g[i] / $b) is
+  ;; stored in g[i], its square (in f64) goes into partial sum i mod 4, and
+  ;; p[i] = f32(f64(p[i]) - $lr * f64(m)), sgd_step's arithmetic. Returns mean_sq's (s0 + s1) + (s2 + s3).
+  ;; The mean: when $div is 0, $inv = 1/$b is a power of two (2^-30 .. 1) and the f32 multiply
+  ;; x * f32($inv) rounds the exact product once, as mean_sq's f32(f64(x) * $inv) does (that f64
+  ;; product is exact), so the same float; else f32(f64(x) / $b) as mean_sq. Two lanes at a time
+  ;; (64-bit loads and stores instead of shuffles: the f32<->f64 conversions are the bottleneck).
+  ;; $p and $g must not overlap (wasm.ts takes the two passes then).
+  (func (export "sgd_mean_step") (param $p i32) (param $g i32) (param $n i32) (param $b f64) (param $inv f64) (param $div i32) (param $lr f64) (result f64)
+    (local $end i32) (local $m v128) (local $a01 v128) (local $a23 v128) (local $r v128) (local $b2 v128) (local $inv4 v128)
+    (local $s0 f64) (local $s1 f64) (local $s2 f64) (local $s3 f64) (local $k i32) (local $x f64)
+    (local.set $end (i32.add (local.get $g) (i32.shl (local.get $n) (i32.const 2))))
+    (local.set $r (f64x2.splat (local.get $lr)))
+    (local.set $b2 (f64x2.splat (local.get $b)))
+    (local.set $inv4 (f32x4.splat (f32.demote_f64 (local.get $inv))))
+    ;; four values per iteration: lanes 0, 1 into $a01 and 2, 3 into $a23 (partial sums 0..3)
+    (block $main
+      (if (local.get $div)
+        (then
+          (loop $ld
+            (br_if $main (i32.gt_u (i32.add (local.get $g) (i32.const 16)) (local.get $end)))
+            (local.set $m (f32x4.demote_f64x2_zero (f64x2.div (f64x2.promote_low_f32x4 (v128.load64_zero offset=0 (local.get $g))) (local.get $b2))))
+            (v128.store64_lane offset=0 0 (local.get $g) (local.get $m))
+            (local.set $m (f64x2.promote_low_f32x4 (local.get $m)))
+            (local.set $a01 (f64x2.add (local.get $a01) (f64x2.mul (local.get $m) (local.get $m))))
+            (v128.store64_lane offset=0 0 (local.get $p) (f32x4.demote_f64x2_zero
+              (f64x2.sub (f64x2.promote_low_f32x4 (v128.load64_zero offset=0 (local.get $p))) (f64x2.mul (local.get $r) (local.get $m)))))
+            (local.set $m (f32x4.demote_f64x2_zero (f64x2.div (f64x2.promote_low_f32x4 (v128.load64_zero offset=8 (local.get $g))) (local.get $b2))))
+            (v128.store64_lane offset=8 0 (local.get $g) (local.get $m))
+            (local.set $m (f64x2.promote_low_f32x4 (local.get $m)))
+            (local.set $a23 (f64x2.add (local.get $a23) (f64x2.mul (local.get $m) (local.get $m))))
+            (v128.store64_lane offset=8 0 (local.get $p) (f32x4.demote_f64x2_zero
+              (f64x2.sub (f64x2.promote_low_f32x4 (v128.load64_zero offset=8 (local.get $p))) (f64x2.mul (local.get $r) (local.get $m)))))
+            (local.set $g (i32.add (local.get $g) (i32.const 16)))
+            (local.set $p (i32.add (local.get $p) (i32.const 16)))
+            (br $ld)))
+        (else
+          (loop $lm
+            (br_if $main (i32.gt_u (i32.add (local.get $g) (i32.const 16)) (local.get $end)))
+            (local.set $m (f32x4.mul (v128.load64_zero offset=0 (local.get $g)) (local.get $inv4)))
+            (v128.store64_lane offset=0 0 (local.get $g) (local.get $m))
+            (local.set $m (f64x2.promote_low_f32x4 (local.get $m)))
+            (local.set $a01 (f64x2.add (local.get $a01) (f64x2.mul (local.get $m) (local.get $m))))
+            (v128.store64_lane offset=0 0 (local.get $p) (f32x4.demote_f64x2_zero
+              (f64x2.sub (f64x2.promote_low_f32x4 (v128.load64_zero offset=0 (local.get $p))) (f64x2.mul (local.get $r) (local.get $m)))))
+            (local.set $m (f32x4.mul (v128.load64_zero offset=8 (local.get $g)) (local.get $inv4)))
+            (v128.store64_lane offset=8 0 (local.get $g) (local.get $m))
+            (local.set $m (f64x2.promote_low_f32x4 (local.get $m)))
+            (local.set $a23 (f64x2.add (local.get $a23) (f64x2.mul (local.get $m) (local.get $m))))
+            (v128.store64_lane offset=8 0 (local.get $p) (f32x4.demote_f64x2_zero
+              (f64x2.sub (f64x2.promote_low_f32x4 (v128.load64_zero offset=8 (local.get $p))) (f64x2.mul (local.get $r) (local.get $m)))))
+            (local.set $g (i32.add (local.get $g) (i32.const 16)))
+            (local.set $p (i32.add (local.get $p) (i32.const 16)))
+            (br $lm)))))
+    (local.set $s0 (f64x2.extract_lane 0 (local.get $a01)))
+    (local.set $s1 (f64x2.extract_lane 1 (local.get $a01)))
+    (local.set $s2 (f64x2.extract_lane 0 (local.get $a23)))
+    (local.set $s3 (f64x2.extract_lane 1 (local.get $a23)))
+    ;; the last n % 4 values, mean_sq's scalar arithmetic: lanes 0, 1, 2 in order
+    (block $tdone
+      (loop $tl
+        (br_if $tdone (i32.ge_u (local.get $g) (local.get $end)))
+        (local.set $x (f64.promote_f32 (f32.load (local.get $g))))
+        (local.set $x (select (f64.div (local.get $x) (local.get $b)) (f64.mul (local.get $x) (local.get $inv)) (local.get $div)))
+        (local.set $x (f64.promote_f32 (f32.demote_f64 (local.get $x))))
+        (f32.store (local.get $g) (f32.demote_f64 (local.get $x)))
+        (f32.store (local.get $p) (f32.demote_f64 (f64.sub (f64.promote_f32 (f32.load (local.get $p)))
+          (f64.mul (local.get $lr) (local.get $x)))))
+        (local.set $x (f64.mul (local.get $x) (local.get $x)))
+        (if (i32.eqz (local.get $k)) (then (local.set $s0 (f64.add (local.get $s0) (local.get $x)))))
+        (if (i32.eq (local.get $k) (i32.const 1)) (then (local.set $s1 (f64.add (local.get $s1) (local.get $x)))))
+        (if (i32.eq (local.get $k) (i32.const 2)) (then (local.set $s2 (f64.add (local.get $s2) (local.get $x)))))
+        (local.set $k (i32.add (local.get $k) (i32.const 1)))
+        (local.set $g (i32.add (local.get $g) (i32.const 4)))
+        (local.set $p (i32.add (local.get $p) (i32.const 4)))
+        (br $tl)))
+    (f64.add (f64.add (local.get $s0) (local.get $s1)) (f64.add (local.get $s2) (local.get $s3))))
+
   ;; Forward: C[m x n] = A[m x k] . B[n x k]^T (+ bias[n] if $bias != 0).
   ;; Scratch: $pa holds ceil(m/4)*4*k f32, $pb holds ceil(n/8)*8*k f32.
   ;; $relu != 0: store max(0, x) (after the bias) instead of x.

@@ -1,5 +1,5 @@
 import type { Kernels } from '../types.js';
-import { addJs, checkColSums, checkElementwise, checkGemm, colSumsJs, firstNonFiniteJs, locateNonFinite, meanSqJs, reciprocalExact, reluGradJs, sgdStepJs } from '../check.js';
+import { addJs, checkColSums, checkElementwise, checkGemm, colSumsJs, firstNonFiniteJs, locateNonFinite, meanSqJs, reciprocalExact, reluGradJs, sgdMeanStepJs, sgdStepJs, viewsOverlap } from '../check.js';
 import { ConfigError, DptrainError, ShapeError } from '../../errors.js';
 import { decodeBase64 } from './base64.js';
 import { GEMM_FMA_WASM_BASE64, GEMM_WASM_BASE64 } from './gemm.wasm.js';
@@ -58,6 +58,7 @@ interface GemmExports {
   col_sums(d: number, rows: number, n: number, out: number): void;
   mean_sq(g: number, n: number, b: number, inv: number, div: number): number;
   sgd_step(p: number, g: number, n: number, lr: number): void;
+  sgd_mean_step(p: number, g: number, n: number, b: number, inv: number, div: number, lr: number): number;
 }
 
 const api = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
@@ -266,6 +267,22 @@ class WasmKernels implements Kernels {
     const gP = this.input(g, n);
     this.fn.sgd_step(pP, gP, n, lr);
     this.finish(p, pP, n);
+  };
+
+  sgdMeanStep = (n: number, p: Float32Array, g: Float32Array, b: number, lr: number): number => {
+    checkElementwise('sgdMeanStep', n, p, g);
+    if (n === 0) return 0;
+    // overlapping views take the two passes in order (sgdMeanStepJs); so does a short scratch
+    const need = this.foreign(p, n) + this.foreign(g, n);
+    if (viewsOverlap(p, g, n) || this.top - need < this.heapTop) return sgdMeanStepJs(n, p, g, b, lr);
+    this.begin('sgdMeanStep', need);
+    const pP = this.input(p, n);
+    const gP = this.input(g, n);
+    const exact = reciprocalExact(b);
+    const sq = this.fn.sgd_mean_step(pP, gP, n, b, exact ? 1 / b : 0, exact ? 0 : 1, lr);
+    this.finish(p, pP, n);
+    this.finish(g, gP, n);
+    return sq;
   };
 
   /** Whether the first len elements of v lie in the usable part of this memory. */
