@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { ProtocolError, SlotReader, SlotWriter, checkFileHeader, slotFileBytes } from '@dptrain/protocol';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RESULT_SLOTS, ShmHost, fdSlotIo } from './shm-host.js';
+import { OWNER_FILE, processStartTime, readOwner, selfOwner } from './shm-owner.js';
 
 const PC = 1100; // two pages per slot
 
@@ -109,6 +110,41 @@ describe('ShmHost.create', () => {
     const left = readdirSync(root);
     expect(left).not.toContain(`dptrain-${dead}-xyz`);
     expect(left.sort()).toEqual([...names.slice(1), h.dir.slice(root.length + 1)].sort());
+  });
+});
+
+describe('ShmHost owner file and the sweep by owner', () => {
+  const me = selfOwner();
+  const hourAgo = new Date(Date.now() - 3_600_000);
+  /** A directory as a coordinator with this pid / namespace / start time would leave it; params written just now unless `old`. */
+  const leave = (name: string, owner: string | undefined, old = false) => {
+    mkdirSync(join(root, name));
+    writeFileSync(join(root, name, 'params'), 'x');
+    if (old) utimesSync(join(root, name, 'params'), hourAgo, hourAgo);
+    if (owner !== undefined) writeFileSync(join(root, name, OWNER_FILE), owner);
+  };
+
+  it('a host records its pid, pid namespace and start time in an owner file (0600)', () => {
+    expect(me).toBeDefined(); // Linux with /proc
+    const h = host();
+    expect(readOwner(h.dir)).toEqual(me);
+    expect(statSync(join(h.dir, OWNER_FILE)).mode & 0o777).toBe(0o600);
+  });
+
+  it('sweeps at once the directory of a coordinator of this pid namespace that is gone or whose pid now names another process; keeps a live one, and judges other namespaces by the 10-minute rule', () => {
+    const dead = spawnSync(process.execPath, ['-e', '']).pid;
+    const parent = process.ppid;
+    const parentStart = processStartTime(parent);
+    expect(parentStart).toMatch(/^\d+$/);
+    const ns = me!.pidns;
+    leave(`dptrain-${dead}-gone`, `${dead} ${ns} 12345\n`); // written just now, but its process is gone: swept
+    leave(`dptrain-${parent}-reused`, `${parent} ${ns} 1\n`); // the pid lives but is another process: swept
+    leave(`dptrain-${parent}-live`, `${parent} ${ns} ${parentStart}\n`, true); // its coordinator runs: kept, however old
+    leave(`dptrain-${dead}-otherns`, `${dead} pid:[1] 12345\n`); // another namespace, written just now: kept
+    leave(`dptrain-${dead}-otherns-old`, `${dead} pid:[1] 12345\n`, true); // another namespace, not written for an hour: swept
+    leave(`dptrain-${dead}-garbled`, 'not an owner'); // unreadable owner, fresh: kept (the 10-minute rule)
+    const h = host();
+    expect(readdirSync(root).sort()).toEqual([`dptrain-${dead}-garbled`, `dptrain-${dead}-otherns`, `dptrain-${parent}-live`, h.dir.slice(root.length + 1)].sort());
   });
 });
 

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdtempSync, openSync, readSync, lstatSync, readdirSync, rmSync, statSync, statfsSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { ProtocolError, type ShmOffer, SlotReader, type SlotIo, SlotWriter, fileHeader, positionedSlotIo, slotFileBytes } from '@dptrain/protocol';
+import { ownerGone, writeOwner } from './shm-owner.js';
 
 /** Slots of the params file: versions alternate between them. */
 const PARAMS_SLOTS = 2;
@@ -88,6 +89,7 @@ export class ShmHost {
       }
       const dir = mkdtempSync(join(root, `${PREFIX}${process.pid}-`));
       try {
+        writeOwner(dir);
         return new ShmHost(dir, paramCount, budget);
       } catch (e) {
         rmSync(dir, { recursive: true, force: true });
@@ -193,9 +195,11 @@ function closeQuietly(fd: number): void {
 const STALE_AFTER_MS = 10 * 60_000;
 
 /**
- * Remove dptrain-<pid>-* directories under `root` whose coordinator process no longer
- * exists and whose params file has not been written for STALE_AFTER_MS (a live run
- * rewrites it every step; a coordinator in another pid namespace sharing the directory
+ * Remove dptrain-<pid>-* directories under `root` whose coordinator is gone: at once when
+ * its `owner` file shows it was in this pid namespace and its pid is gone or names another
+ * process now (shm-owner.ts); otherwise (no owner file, another namespace) when its pid
+ * does not exist here and its params file has not been written for STALE_AFTER_MS (a live
+ * run rewrites it every step; a coordinator in another pid namespace sharing the directory
  * would look dead by its pid alone).
  */
 function sweepStale(root: string): void {
@@ -208,7 +212,9 @@ function sweepStale(root: string): void {
   const uid = process.getuid?.();
   for (const name of names) {
     const m = /^dptrain-(\d+)-/.exec(name);
-    if (!m || Number(m[1]) === process.pid || alive(Number(m[1])) || recentlyWritten(join(root, name, 'params'))) continue;
+    if (!m || Number(m[1]) === process.pid) continue;
+    const gone = ownerGone(join(root, name), Number(m[1]));
+    if (gone === false || (gone === undefined && (alive(Number(m[1])) || recentlyWritten(join(root, name, 'params'))))) continue;
     try {
       // only this user's directories (another user's are not ours to judge, nor to delete)
       const st = lstatSync(join(root, name));
