@@ -74,14 +74,14 @@ describe('ShmPlane', () => {
     const offer = p.offer(a)!;
     expect(offer).toMatchObject({ resultSlots: RESULT_SLOTS, nonce: expect.stringMatching(/^[0-9a-f]{32}$/) });
     expect(p.offer(b)).toEqual(offer);
-    expect(readdirSync(offer.dir).sort()).toEqual(['a.res', 'b.res', 'params']);
+    expect(readdirSync(offer.dir).sort()).toEqual(['a.res', 'b.res', 'owner', 'params']);
     p.ready(a, true);
     p.ready(b, false);
     expect([a.shm, b.shm, b.shmOffered]).toEqual([true, false, false]);
-    expect(readdirSync(offer.dir).sort()).toEqual(['a.res', 'params']);
+    expect(readdirSync(offer.dir).sort()).toEqual(['a.res', 'owner', 'params']);
     p.drop(a);
     expect(a.shm).toBe(false);
-    expect(readdirSync(offer.dir)).toEqual(['params']);
+    expect(readdirSync(offer.dir).sort()).toEqual(['owner', 'params']);
   });
 
   it('gives params through the file, written once per version: the reference goes with the task, else as a params_ref at the end of the tick', async () => {

@@ -252,7 +252,7 @@ describe('hostile result_ref', () => {
     await until(() => c.stats().workers.some((w) => w.state !== 'loading'), () => 'raw client ready', 5000);
     // declining the offer deletes the client's result file at once
     const dir = join(shmRoot, hostDirs(shmRoot)[0]);
-    expect(readdirSync(dir)).toEqual(['params']);
+    expect(readdirSync(dir).sort()).toEqual(['owner', 'params']);
     const w = worker(url, 'good');
     const e = await raw;
     expect(e.welcome).toBeDefined(); // it was offered
@@ -282,14 +282,14 @@ describe('slot files on disk', () => {
     expect(names.length).toBe(1);
     const dir = join(shmRoot, names[0]);
     const ids = c.stats().workers.map((w) => w.id);
-    expect(readdirSync(dir).sort()).toEqual(['params', ...ids.map((id) => `${id}.res`)].sort());
+    expect(readdirSync(dir).sort()).toEqual(['owner', 'params', ...ids.map((id) => `${id}.res`)].sort());
     for (const f of readdirSync(dir)) expect(statSync(join(dir, f)).mode & 0o777).toBe(0o600);
 
     a.w.close('leaving');
     const aId = (await within(a.done, 5000, 'a closed')).workerId!;
     const bId = ids.find((id) => id !== aId)!;
     await until(() => !existsSync(join(dir, `${aId}.res`)), () => "a's result file deleted", 5000);
-    expect(readdirSync(dir).sort()).toEqual(['params', `${bId}.res`]);
+    expect(readdirSync(dir).sort()).toEqual(['owner', 'params', `${bId}.res`].sort());
 
     await c.close();
     expect(existsSync(dir)).toBe(false);
