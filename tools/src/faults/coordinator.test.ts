@@ -36,8 +36,10 @@ describe.concurrent('coordinator faults', () => {
     const ws = [0, 1].map((i) => l.worker(first.url, `w${i}`));
     const seen = await l.waitStep(first.proc, 123);
     const killedPid = first.proc.proc.pid;
-    // a coordinator killed with SIGKILL cannot remove its shared-memory directory (a later
-    // coordinator sweeps it once it is 10 minutes old): the test removes it itself
+    // a coordinator killed with SIGKILL cannot remove its shared-memory directory: the next
+    // coordinator on this host sweeps it (its owner file names a process that is gone); the
+    // test removes it too, should that fail
+    const killedDirs = () => (existsSync('/dev/shm') ? readdirSync('/dev/shm').filter((n) => n.startsWith(`dptrain-${killedPid}-`)) : []);
     onTestFinished(() => {
       const shm = '/dev/shm';
       if (!existsSync(shm)) return;
@@ -46,6 +48,7 @@ describe.concurrent('coordinator faults', () => {
     first.proc.send('SIGKILL');
     await first.proc.exitWithin(5000);
     expect(first.proc.signal).toBe('SIGKILL');
+    const left = killedDirs();
     expect(existsSync(l.path('run', 'final.safetensors'))).toBe(false);
     const saved = stepOfCheckpoint(await l.bytes('run', 'latest.safetensors'));
     // every 5 steps (writes are asynchronous and may lag under load; one cut short leaves the previous: atomic rename)
@@ -63,6 +66,9 @@ describe.concurrent('coordinator faults', () => {
     expect(resumed[0]).toBe(saved + 1);
     expect(resumed[resumed.length - 1]).toBe(FAULT_RUN.steps);
     expect((await l.bytes('run', 'final.safetensors')).equals(reference)).toBe(true);
+    // the killed coordinator's directory was there, and the resumed one swept it
+    if (existsSync('/dev/shm')) expect(left.length).toBe(1);
+    expect(killedDirs()).toEqual([]);
     for (const w of ws) {
       expect(await w.exitWithin(5000)).toBe(0);
       expect(w.stderr).toMatch(/connection to .* lost/);
