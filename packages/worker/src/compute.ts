@@ -117,7 +117,9 @@ export class TaskRunner {
       const id = ++this.computed;
       const t0 = performance.now();
       const { stats: st, grad } = this.computer.computeNodeView(batch, node, { scan: true });
-      const computeMs = performance.now() - t0;
+      const computed = performance.now() - t0;
+      // test hook (slow:F): an F× slower host, the wait before the send and counted as compute
+      const computeMs = this.fault ? computed + this.fault.slowDown(computed) : computed;
       // the view is the kernels' tree buffer, rewritten whole by the next node: corrupting it is safe
       const corrupted = this.fault?.corruptGradient(task.step, grad) ?? false;
       const bad = nonFinite(st.lossSum, grad, corrupted ? firstNonFinite(grad) : (st.firstNonFinite ?? firstNonFinite(grad)));

@@ -3,8 +3,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, blobs, fingerprint, initParams, leafCount, paramLayout, splitDataset, validateModelSpec } from '@dptrain/core';
-import type { MessageInit } from '@dptrain/protocol';
+import type { MessageInit, TaskMessage, WelcomeMessage } from '@dptrain/protocol';
 import { afterEach, describe, expect, test } from 'vitest';
+import { TaskRunner } from './compute.js';
 import { FakeCoordinator, type FakeConn } from './testing/fake-coordinator.js';
 import { FaultInjector, parseTestFault } from './test-fault.js';
 import { Worker, type WorkerOptions } from './worker.js';
@@ -76,6 +77,73 @@ describe('test-only fault hook', () => {
     expect(f.corruptGradient(2, g)).toBe(false);
     expect(new FaultInjector({ kind: 'nan-at-step', step: 2, worker: 'b' }, 'a').corruptGradient(2, g)).toBe(false);
     expect([...g]).toEqual([1, 1, 1]);
+    // a nan-at-step fault never slows a worker down
+    expect(new FaultInjector({ kind: 'nan-at-step', step: 2 }, 'a').slowDown(50)).toBe(0);
+  });
+
+  test('parses slow:F[@NAME] with 1 < F <= 20 and refuses other factors naming the variable and the range', () => {
+    expect(parseTestFault('slow:4')).toEqual({ kind: 'slow', factor: 4 });
+    expect(parseTestFault(' slow:2.5@local-1 ')).toEqual({ kind: 'slow', factor: 2.5, worker: 'local-1' });
+    expect(parseTestFault('slow:20')).toEqual({ kind: 'slow', factor: 20 });
+    expect(parseTestFault('slow:1.01')).toEqual({ kind: 'slow', factor: 1.01 });
+    for (const bad of ['slow:1', 'slow:0.5', 'slow:0', 'slow:20.5', 'slow:100', 'slow:abc', 'slow:', 'slow:-3', 'slow:NaN', 'slow:Infinity', 'slow:1e1', 'slow:@w']) {
+      expect(() => parseTestFault(bad), bad).toThrow(ConfigError);
+      expect(() => parseTestFault(bad), bad).toThrow(/^DPTRAIN_TEST_FAULT: slow:FACTOR expects a number > 1 and <= 20/);
+    }
+    expect(() => parseTestFault('slow')).toThrow(/DPTRAIN_TEST_FAULT: expected nan-at-step:STEP\[@WORKER-NAME\] or slow:FACTOR/);
+    expect(() => parseTestFault('slow:x', 'fault')).toThrow(/^fault: slow:FACTOR .*got "x"/);
+  });
+
+  test('slow:F waits (F - 1) x the compute time on every node, for the named worker only, without using the CPU', () => {
+    const f = new FaultInjector({ kind: 'slow', factor: 4 }, 'a');
+    const g = new Float32Array(3).fill(1);
+    expect(f.corruptGradient(0, g)).toBe(false);
+    expect([...g]).toEqual([1, 1, 1]);
+    for (let i = 0; i < 2; i++) {
+      const cpu0 = process.cpuUsage();
+      const t0 = performance.now();
+      const waited = f.slowDown(20);
+      const wall = performance.now() - t0;
+      const cpu = process.cpuUsage(cpu0);
+      expect(waited).toBeGreaterThanOrEqual(59);
+      expect(waited).toBeLessThan(1000);
+      expect(wall).toBeGreaterThanOrEqual(waited - 0.5);
+      // a blocked wait, not a busy loop: far less CPU time than the 60 ms waited
+      expect((cpu.user + cpu.system) / 1000).toBeLessThan(30);
+    }
+    expect(f.armed).toBe(true);
+    expect(f.slowDown(0)).toBe(0);
+    const other = new FaultInjector({ kind: 'slow', factor: 4, worker: 'b' }, 'a');
+    expect(other.armed).toBe(false);
+    expect(other.slowDown(20)).toBe(0);
+    expect(new FaultInjector(undefined, 'a').slowDown(20)).toBe(0);
+  });
+
+  test('TaskRunner: the slow-down is asked for after each node is computed, before it is yielded, and counted in its computeMs', () => {
+    const asked: number[] = [];
+    class Recording extends FaultInjector {
+      override slowDown(computeMs: number): number {
+        asked.push(computeMs);
+        return 1000;
+      }
+    }
+    const params = initParams(spec, 1);
+    const runner = (fault?: FaultInjector) => {
+      const r = new TaskRunner(welcome as WelcomeMessage, split.train, fault);
+      r.setParams(1, params);
+      return r;
+    };
+    const t = task(0, 1) as TaskMessage;
+    const plain: number[][] = [];
+    for (const r of runner().run(t)) plain.push(Array.from(r.grad));
+    const got: Array<{ ms: number; grad: number[]; askedBefore: number }> = [];
+    for (const r of runner(new Recording({ kind: 'slow', factor: 2 }, 'wk')).run(t)) got.push({ ms: r.computeMs, grad: Array.from(r.grad), askedBefore: asked.length });
+    expect(got.map((x) => x.askedBefore)).toEqual([1, 2]); // leaves [1, 4): nodes (1, 1) and (2, 2)
+    expect(got.map((x) => x.grad)).toEqual(plain);
+    got.forEach((x, i) => {
+      expect(asked[i]).toBeGreaterThan(0);
+      expect(x.ms).toBe(asked[i] + 1000);
+    });
   });
 });
 

@@ -74,7 +74,7 @@ export function workerCommand(): Command {
       };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
-      if (testFault && (testFault.worker === undefined || testFault.worker === name)) log(`TEST FAULT HOOK ACTIVE (${TEST_FAULT_ENV}=${process.env[TEST_FAULT_ENV]}): this worker will corrupt its results on purpose`);
+      if (testFault && (testFault.worker === undefined || testFault.worker === name)) log(`TEST FAULT HOOK ACTIVE (${TEST_FAULT_ENV}=${process.env[TEST_FAULT_ENV]}): ${testFault.kind === 'slow' ? `this worker waits ${testFault.factor - 1}× its compute time after each node on purpose` : 'this worker will corrupt its results on purpose'}`);
       if (!o.quiet) log(`connecting to ${o.connect} as ${name}`);
       const s = await worker.start();
       if (!o.quiet) log(`done (${s.reason}): ${s.tasks} tasks, ${s.results} results, ${s.samples} samples, ${(s.computeMs / 1000).toFixed(1)} s computing`);
