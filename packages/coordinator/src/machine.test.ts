@@ -40,6 +40,35 @@ describe('RoundMachine', () => {
     expect(ws).toEqual(ws.map((_, i) => ((i + 1) % 5 === 0 ? 1 : Math.min(W, 6))));
   });
 
+  it('sends a step\'s tasks to the worker that finished the previous step last first; the weights do not change', () => {
+    let now = 0;
+    const h = new Harness(cfg, { clock: () => now });
+    const a = h.add();
+    const b = h.add();
+    h.m.start();
+    const firstTo = (step: number) => h.tasks().find((t) => t.task.step === step)!.to;
+    expect(firstTo(0)).toBe(a); // no finish times yet: assignment order
+    // each step: deliver the pending results one by one, a later clock each; choose who finishes last
+    const finishLast = (who: string) => {
+      const order = [...h.pending.keys()].sort((i, j) => Number(h.pending[i].from === who) - Number(h.pending[j].from === who));
+      const froms = order.map((i) => h.pending[i].from);
+      for (const from of froms) {
+        now += 1;
+        const i = h.pending.findIndex((p) => p.from === from);
+        expect(h.deliver(i)).toBe('accepted');
+      }
+    };
+    finishLast(b);
+    expect(firstTo(1)).toBe(b);
+    finishLast(a);
+    expect(firstTo(2)).toBe(a);
+    finishLast(a);
+    expect(firstTo(3)).toBe(a);
+    // (step 4 is an epoch's last batch: one leaf, one task)
+    h.run(new Rng(9));
+    same(h.m.params, ref.result.params);
+  });
+
   it("evaluates a step's params while the next step runs: its tasks go out before the eval event; the last step's eval is the final one", () => {
     const h = new Harness(cfg);
     const order: string[] = [];

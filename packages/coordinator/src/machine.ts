@@ -540,8 +540,9 @@ export class RoundMachine {
     });
     this.round = r;
     this.members = ready;
+    const before = this.timing;
     this.timing = new RoundTiming(start);
-    const tasks = r.assign(ready, this.weights(ready, r.L));
+    const tasks = sendOrder(r.assign(ready, this.weights(ready, r.L)), before);
     // params then task, worker by worker: the first starts computing while the next is sent to
     for (const { workerId, task } of tasks) {
       this.broadcast([workerId]);
@@ -814,4 +815,21 @@ function reductionKernels(paramCount: number): Kernels {
   if (!wasmSupported()) return jsKernels;
   const mib = Math.min(2048, Math.ceil((17 * (paramCount * 4 + 64) + (4 << 20)) / (1 << 20)));
   return createWasmKernels({ memoryMiB: Math.max(4, mib) });
+}
+
+/**
+ * The order in which a step's tasks are sent: the worker that finished the previous step
+ * last goes first (then the others, latest finisher first; workers without a finish time
+ * after them, in assignment order). Its vCPU has just run it and is awake, while waking an
+ * idle one can stall the sender for milliseconds on a virtual machine, delaying every task
+ * sent after it (measured: 2 workers at batch 512, 11 of 14 interleaved pairs faster, median
+ * +8 % samples/s). The order of sends changes nothing in the arithmetic.
+ */
+export function sendOrder<T extends { workerId: string }>(tasks: T[], before: RoundTiming | undefined): T[] {
+  if (!before || tasks.length < 2) return tasks;
+  const done = (t: T) => before.doneAfterMs(t.workerId) ?? Number.NEGATIVE_INFINITY;
+  return tasks
+    .map((t, i) => ({ t, i }))
+    .sort((a, b) => done(b.t) - done(a.t) || a.i - b.i)
+    .map((x) => x.t);
 }

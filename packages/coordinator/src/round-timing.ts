@@ -28,6 +28,11 @@ export class RoundTiming {
     this.doneAfter.set(id, t - this.sent);
   }
 
+  /** When a worker delivered every node it owed, ms after the tasks went out (undefined: not yet, or not in this step). */
+  doneAfterMs(id: string): number | undefined {
+    return this.doneAfter.get(id);
+  }
+
   /** Mark a worker as reported straggler this step; false if it already was. */
   flag(id: string): boolean {
     if (this.flagged.has(id)) return false;
