@@ -192,6 +192,37 @@ export function sgdMeanStepJs(n: number, p: Float32Array, g: Float32Array, b: nu
   return sq;
 }
 
+/** Validate the arguments of an adamStep call: n, and the four operands (p, g, m, v) at least n long. */
+export function checkAdam(n: number, p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array): void {
+  checkDim('adamStep', 'n', n);
+  checkLen('adamStep', 'p', p, n, 'n');
+  checkLen('adamStep', 'g', g, n, 'n');
+  checkLen('adamStep', 'm', m, n, 'n');
+  checkLen('adamStep', 'v', v, n, 'n');
+}
+
+/**
+ * Adam's plain step (Kernels.adamStep) in JavaScript, the loop that defines it: per element, in
+ * float64, mi = b1·m + c1·g and vi = b2·v + c2·g·g (c1 = 1 − b1, c2 = 1 − b2; left to right),
+ * m and v store them as float32, then w = p[i] (read after those stores, which matters only
+ * for overlapping views) and p[i] = (w − decay·w) − (lr·(mi/bc1)) / (√(vi/bc2) + eps), from
+ * the float64 mi and vi. optim/loops.ts's adamLoop runs it for plain terms (no clip, L2 or
+ * L1) when its kernels lack adamStep; the WebAssembly kernels fall back to it.
+ */
+export function adamStepJs(n: number, p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, lr: number, b1: number, b2: number, eps: number, bc1: number, bc2: number, decay: number): void {
+  const c1 = 1 - b1;
+  const c2 = 1 - b2;
+  for (let i = 0; i < n; i++) {
+    const x = g[i];
+    const mi = b1 * m[i] + c1 * x;
+    const vi = b2 * v[i] + c2 * x * x;
+    m[i] = mi;
+    v[i] = vi;
+    const w = p[i];
+    p[i] = w - decay * w - (lr * (mi / bc1)) / (Math.sqrt(vi / bc2) + eps);
+  }
+}
+
 /** The float64 sum of squares of a in the four-partial-sum order of Kernels.meanSq (without changing a). */
 export function sumSquares4(a: Float32Array): number {
   const n = a.length;

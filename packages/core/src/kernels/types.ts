@@ -72,4 +72,17 @@ export interface Kernels {
    * passes); without it applyUpdate takes the two passes.
    */
   sgdMeanStep?(n: number, p: Float32Array, g: Float32Array, b: number, lr: number): number;
+  /**
+   * Adam / AdamW's step for plain terms (gradient g[i] itself: no clip, L2 or L1), in place on
+   * p, m and v for i < n, in float64 storing float32:
+   *   mi = b1·m[i] + (1 − b1)·g[i];  vi = b2·v[i] + ((1 − b2)·g[i])·g[i];  m[i] = mi;  v[i] = vi;
+   *   p[i] = (w − decay·w) − (lr·(mi / bc1)) / (√(vi / bc2) + eps)   with w = p[i]
+   * (bc1 = 1 − b1^t, bc2 = 1 − b2^t; decay = lr·wd for adamw, else 0). Bit-identical to
+   * optim/loops.ts's adamLoop (its loop is adamStepJs in check.ts), whatever the views
+   * (overlapping ones: that loop's element order). Checks no value; g is read-only.
+   *
+   * The WebAssembly kernels have it (f64x2 SIMD); the plain-JS kernels do not, and adamLoop
+   * then runs the JS loop itself.
+   */
+  adamStep?(n: number, p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, lr: number, b1: number, b2: number, eps: number, bc1: number, bc2: number, decay: number): void;
 }

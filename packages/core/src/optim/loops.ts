@@ -21,6 +21,7 @@
  */
 
 import type { Kernels } from '../kernels/types.js';
+import { adamStepJs } from '../kernels/check.js';
 
 const fround = Math.fround;
 
@@ -149,24 +150,20 @@ export interface AdamConstants {
   decay: number;
 }
 
-/** adam / adamw: m = β1·m + (1-β1)·g; v = β2·v + (1-β2)·g²; w = w - decay·w; w -= lr·(m/bc1) / (√(v/bc2) + ε). */
-export function adamLoop(p: Float32Array, src: Float32Array, t: GradTerms, m: Float32Array, v: Float32Array, lr: number, k: AdamConstants): void {
+/**
+ * adam / adamw: m = β1·m + (1-β1)·g; v = β2·v + (1-β2)·g²; w = w - decay·w; w -= lr·(m/bc1) / (√(v/bc2) + ε).
+ * The fast path (plain terms) is the kernels' adamStep when they have it (f64x2 SIMD for wasm),
+ * else its JS loop adamStepJs: the same bits either way.
+ */
+export function adamLoop(p: Float32Array, src: Float32Array, t: GradTerms, m: Float32Array, v: Float32Array, lr: number, k: AdamConstants, kernels?: Kernels): void {
   const n = p.length | 0;
   const { b1, b2, eps, bc1, bc2, decay } = k;
+  if (plain(t)) {
+    if (kernels?.adamStep !== undefined) return kernels.adamStep(n, p, src, m, v, lr, b1, b2, eps, bc1, bc2, decay);
+    return adamStepJs(n, p, src, m, v, lr, b1, b2, eps, bc1, bc2, decay);
+  }
   const c1 = 1 - b1;
   const c2 = 1 - b2;
-  if (plain(t)) {
-    for (let i = 0; i < n; i++) {
-      const g = src[i];
-      const mi = b1 * m[i] + c1 * g;
-      const vi = b2 * v[i] + c2 * g * g;
-      m[i] = mi;
-      v[i] = vi;
-      const w = p[i];
-      p[i] = w - decay * w - (lr * (mi / bc1)) / (Math.sqrt(vi / bc2) + eps);
-    }
-    return;
-  }
   const { scale, l2, l1 } = t;
   for (let i = 0; i < n; i++) {
     const w = p[i];

@@ -71,7 +71,7 @@ export function checkStepInputs(cfg: OptimizerConfig, params: Float32Array, grad
  * The update itself, on inputs checkStepInputs accepted and a gradient known to be finite:
  * gradient element i is fround(src[i] * scale) (scale 1: src[i]; applyUpdate passes its clip
  * coefficient, fusing the clip into the step). Then state.t++. `kernels` runs plain SGD's loop
- * (sgdStep; every kernel gives the same bits).
+ * (sgdStep) and, when it has adamStep, plain adam's and adamw's (every kernel gives the same bits).
  */
 export function applyStep(cfg: OptimizerConfig, params: Float32Array, src: Float32Array, scale: number, state: OptimizerState, lr: number, kernels: Kernels = jsKernels): void {
   const wd = cfg.weightDecay ?? OPTIMIZER_DEFAULTS.weightDecay;
@@ -100,7 +100,7 @@ export function applyStep(cfg: OptimizerConfig, params: Float32Array, src: Float
       const b2 = cfg.beta2 ?? OPTIMIZER_DEFAULTS.beta2;
       const eps = cfg.eps ?? OPTIMIZER_DEFAULTS.eps;
       const decay = cfg.name === 'adamw' ? lr * wd : 0;
-      adamLoop(params, src, terms, slots.m, slots.v, lr, { b1, b2, eps, bc1: 1 - Math.pow(b1, t), bc2: 1 - Math.pow(b2, t), decay });
+      adamLoop(params, src, terms, slots.m, slots.v, lr, { b1, b2, eps, bc1: 1 - Math.pow(b1, t), bc2: 1 - Math.pow(b2, t), decay }, kernels);
       break;
     }
     default:

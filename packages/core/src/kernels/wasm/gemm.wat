@@ -564,6 +564,116 @@
         (br $tl)))
     (f64.add (f64.add (local.get $s0) (local.get $s1)) (f64.add (local.get $s2) (local.get $s3))))
 
+  ;; Adam / AdamW for plain terms: adamLoop's loop (check.ts adamStepJs) exactly, per element in f64:
+  ;;   x = g[i]; mi = b1*m[i] + c1*x; vi = b2*v[i] + (c2*x)*x   (c1 = 1 - b1, c2 = 1 - b2)
+  ;;   m[i] = f32(mi); v[i] = f32(vi); w = p[i]
+  ;;   p[i] = f32((w - decay*w) - (lr*(mi/bc1)) / (sqrt(vi/bc2) + eps))
+  ;; Every step is one IEEE f64 add, sub, mul, div or sqrt (rounded to nearest, as JS's), in the
+  ;; JS source's order, with the f64 mi and vi (not the stored f32) in p's formula: the same bits.
+  ;; Two lanes per f64x2 (64-bit loads and stores), four elements per iteration, then two, then the
+  ;; odd last element (the same arithmetic in every part).
+  ;; The four arrays must not overlap (wasm.ts runs the JS loop then).
+  (func (export "adam_step") (param $p i32) (param $g i32) (param $m i32) (param $v i32) (param $n i32)
+      (param $lr f64) (param $b1 f64) (param $b2 f64) (param $eps f64) (param $bc1 f64) (param $bc2 f64) (param $decay f64)
+    (local $end i32) (local $c1 f64) (local $c2 f64) (local $x f64) (local $mi f64) (local $vi f64) (local $w f64)
+    (local $X v128) (local $MI v128) (local $VI v128) (local $W v128)
+    (local $LR v128) (local $B1 v128) (local $B2 v128) (local $C1 v128) (local $C2 v128)
+    (local $E v128) (local $BC1 v128) (local $BC2 v128) (local $D v128)
+    (local.set $c1 (f64.sub (f64.const 1) (local.get $b1)))
+    (local.set $c2 (f64.sub (f64.const 1) (local.get $b2)))
+    (local.set $LR (f64x2.splat (local.get $lr)))
+    (local.set $B1 (f64x2.splat (local.get $b1)))
+    (local.set $B2 (f64x2.splat (local.get $b2)))
+    (local.set $C1 (f64x2.splat (local.get $c1)))
+    (local.set $C2 (f64x2.splat (local.get $c2)))
+    (local.set $E (f64x2.splat (local.get $eps)))
+    (local.set $BC1 (f64x2.splat (local.get $bc1)))
+    (local.set $BC2 (f64x2.splat (local.get $bc2)))
+    (local.set $D (f64x2.splat (local.get $decay)))
+    (local.set $end (i32.add (local.get $p) (i32.shl (local.get $n) (i32.const 2))))
+    (block $done4
+      (loop $l4
+        (br_if $done4 (i32.gt_u (i32.add (local.get $p) (i32.const 16)) (local.get $end)))
+        (local.set $X (f64x2.promote_low_f32x4 (v128.load64_zero offset=0 (local.get $g))))
+        (local.set $MI (f64x2.add
+          (f64x2.mul (local.get $B1) (f64x2.promote_low_f32x4 (v128.load64_zero offset=0 (local.get $m))))
+          (f64x2.mul (local.get $C1) (local.get $X))))
+        (local.set $VI (f64x2.add
+          (f64x2.mul (local.get $B2) (f64x2.promote_low_f32x4 (v128.load64_zero offset=0 (local.get $v))))
+          (f64x2.mul (f64x2.mul (local.get $C2) (local.get $X)) (local.get $X))))
+        (v128.store64_lane offset=0 0 (local.get $m) (f32x4.demote_f64x2_zero (local.get $MI)))
+        (v128.store64_lane offset=0 0 (local.get $v) (f32x4.demote_f64x2_zero (local.get $VI)))
+        (local.set $W (f64x2.promote_low_f32x4 (v128.load64_zero offset=0 (local.get $p))))
+        (v128.store64_lane offset=0 0 (local.get $p) (f32x4.demote_f64x2_zero
+          (f64x2.sub
+            (f64x2.sub (local.get $W) (f64x2.mul (local.get $D) (local.get $W)))
+            (f64x2.div
+              (f64x2.mul (local.get $LR) (f64x2.div (local.get $MI) (local.get $BC1)))
+              (f64x2.add (f64x2.sqrt (f64x2.div (local.get $VI) (local.get $BC2))) (local.get $E))))))
+        (local.set $X (f64x2.promote_low_f32x4 (v128.load64_zero offset=8 (local.get $g))))
+        (local.set $MI (f64x2.add
+          (f64x2.mul (local.get $B1) (f64x2.promote_low_f32x4 (v128.load64_zero offset=8 (local.get $m))))
+          (f64x2.mul (local.get $C1) (local.get $X))))
+        (local.set $VI (f64x2.add
+          (f64x2.mul (local.get $B2) (f64x2.promote_low_f32x4 (v128.load64_zero offset=8 (local.get $v))))
+          (f64x2.mul (f64x2.mul (local.get $C2) (local.get $X)) (local.get $X))))
+        (v128.store64_lane offset=8 0 (local.get $m) (f32x4.demote_f64x2_zero (local.get $MI)))
+        (v128.store64_lane offset=8 0 (local.get $v) (f32x4.demote_f64x2_zero (local.get $VI)))
+        (local.set $W (f64x2.promote_low_f32x4 (v128.load64_zero offset=8 (local.get $p))))
+        (v128.store64_lane offset=8 0 (local.get $p) (f32x4.demote_f64x2_zero
+          (f64x2.sub
+            (f64x2.sub (local.get $W) (f64x2.mul (local.get $D) (local.get $W)))
+            (f64x2.div
+              (f64x2.mul (local.get $LR) (f64x2.div (local.get $MI) (local.get $BC1)))
+              (f64x2.add (f64x2.sqrt (f64x2.div (local.get $VI) (local.get $BC2))) (local.get $E))))))
+        (local.set $p (i32.add (local.get $p) (i32.const 16)))
+        (local.set $g (i32.add (local.get $g) (i32.const 16)))
+        (local.set $m (i32.add (local.get $m) (i32.const 16)))
+        (local.set $v (i32.add (local.get $v) (i32.const 16)))
+        (br $l4)))
+    (block $done2
+      (loop $l2
+        (br_if $done2 (i32.gt_u (i32.add (local.get $p) (i32.const 8)) (local.get $end)))
+        (local.set $X (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $g))))
+        (local.set $MI (f64x2.add
+          (f64x2.mul (local.get $B1) (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $m))))
+          (f64x2.mul (local.get $C1) (local.get $X))))
+        (local.set $VI (f64x2.add
+          (f64x2.mul (local.get $B2) (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $v))))
+          (f64x2.mul (f64x2.mul (local.get $C2) (local.get $X)) (local.get $X))))
+        (v128.store64_lane 0 (local.get $m) (f32x4.demote_f64x2_zero (local.get $MI)))
+        (v128.store64_lane 0 (local.get $v) (f32x4.demote_f64x2_zero (local.get $VI)))
+        (local.set $W (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $p))))
+        (v128.store64_lane 0 (local.get $p) (f32x4.demote_f64x2_zero
+          (f64x2.sub
+            (f64x2.sub (local.get $W) (f64x2.mul (local.get $D) (local.get $W)))
+            (f64x2.div
+              (f64x2.mul (local.get $LR) (f64x2.div (local.get $MI) (local.get $BC1)))
+              (f64x2.add (f64x2.sqrt (f64x2.div (local.get $VI) (local.get $BC2))) (local.get $E))))))
+        (local.set $p (i32.add (local.get $p) (i32.const 8)))
+        (local.set $g (i32.add (local.get $g) (i32.const 8)))
+        (local.set $m (i32.add (local.get $m) (i32.const 8)))
+        (local.set $v (i32.add (local.get $v) (i32.const 8)))
+        (br $l2)))
+    (if (i32.lt_u (local.get $p) (local.get $end))
+      (then
+        (local.set $x (f64.promote_f32 (f32.load (local.get $g))))
+        (local.set $mi (f64.add
+          (f64.mul (local.get $b1) (f64.promote_f32 (f32.load (local.get $m))))
+          (f64.mul (local.get $c1) (local.get $x))))
+        (local.set $vi (f64.add
+          (f64.mul (local.get $b2) (f64.promote_f32 (f32.load (local.get $v))))
+          (f64.mul (f64.mul (local.get $c2) (local.get $x)) (local.get $x))))
+        (f32.store (local.get $m) (f32.demote_f64 (local.get $mi)))
+        (f32.store (local.get $v) (f32.demote_f64 (local.get $vi)))
+        (local.set $w (f64.promote_f32 (f32.load (local.get $p))))
+        (f32.store (local.get $p) (f32.demote_f64
+          (f64.sub
+            (f64.sub (local.get $w) (f64.mul (local.get $decay) (local.get $w)))
+            (f64.div
+              (f64.mul (local.get $lr) (f64.div (local.get $mi) (local.get $bc1)))
+              (f64.add (f64.sqrt (f64.div (local.get $vi) (local.get $bc2))) (local.get $eps)))))))))
+
   ;; Forward: C[m x n] = A[m x k] . B[n x k]^T (+ bias[n] if $bias != 0).
   ;; Scratch: $pa holds ceil(m/4)*4*k f32, $pb holds ceil(n/8)*8*k f32.
   ;; $relu != 0: store max(0, x) (after the bias) instead of x.

@@ -1,5 +1,5 @@
 import type { Kernels } from '../types.js';
-import { addJs, checkColSums, checkElementwise, checkGemm, colSumsJs, firstNonFiniteJs, locateNonFinite, meanSqJs, reciprocalExact, reluGradJs, sgdMeanStepJs, sgdStepJs, viewsOverlap } from '../check.js';
+import { adamStepJs, addJs, checkAdam, checkColSums, checkElementwise, checkGemm, colSumsJs, firstNonFiniteJs, locateNonFinite, meanSqJs, reciprocalExact, reluGradJs, sgdMeanStepJs, sgdStepJs, viewsOverlap } from '../check.js';
 import { ConfigError, DptrainError, ShapeError } from '../../errors.js';
 import { decodeBase64 } from './base64.js';
 import { GEMM_FMA_WASM_BASE64, GEMM_WASM_BASE64 } from './gemm.wasm.js';
@@ -59,6 +59,7 @@ interface GemmExports {
   mean_sq(g: number, n: number, b: number, inv: number, div: number): number;
   sgd_step(p: number, g: number, n: number, lr: number): void;
   sgd_mean_step(p: number, g: number, n: number, b: number, inv: number, div: number, lr: number): number;
+  adam_step(p: number, g: number, m: number, v: number, n: number, lr: number, b1: number, b2: number, eps: number, bc1: number, bc2: number, decay: number): void;
 }
 
 const api = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
@@ -283,6 +284,24 @@ class WasmKernels implements Kernels {
     this.finish(p, pP, n);
     this.finish(g, gP, n);
     return sq;
+  };
+
+  adamStep = (n: number, p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, lr: number, b1: number, b2: number, eps: number, bc1: number, bc2: number, decay: number): void => {
+    checkAdam(n, p, g, m, v);
+    if (n === 0) return;
+    // any two views sharing bytes: the JS loop's element order defines the result; so it runs, as for a short scratch
+    const overlap = viewsOverlap(p, g, n) || viewsOverlap(p, m, n) || viewsOverlap(p, v, n) || viewsOverlap(g, m, n) || viewsOverlap(g, v, n) || viewsOverlap(m, v, n);
+    const need = this.foreign(p, n) + this.foreign(g, n) + this.foreign(m, n) + this.foreign(v, n);
+    if (overlap || this.top - need < this.heapTop) return adamStepJs(n, p, g, m, v, lr, b1, b2, eps, bc1, bc2, decay);
+    this.begin('adamStep', need);
+    const pP = this.input(p, n);
+    const gP = this.input(g, n);
+    const mP = this.input(m, n);
+    const vP = this.input(v, n);
+    this.fn.adam_step(pP, gP, mP, vP, n, lr, b1, b2, eps, bc1, bc2, decay);
+    this.finish(p, pP, n);
+    this.finish(m, mP, n);
+    this.finish(v, vP, n);
   };
 
   /** Whether the first len elements of v lie in the usable part of this memory. */
