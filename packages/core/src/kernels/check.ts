@@ -230,3 +230,75 @@ export function sumSquares4(a: Float32Array): number {
   for (let i = 0; i < n; i++) s[i & 3] += a[i] * a[i];
   return s[0] + s[1] + (s[2] + s[3]);
 }
+
+/** Validate the arguments of a one-slot optimizer step (momentumStep, rmspropStep, adagradStep): n, and p, g, s at least n long. */
+export function checkSlotStep(op: 'momentumStep' | 'rmspropStep' | 'adagradStep', n: number, p: Float32Array, g: Float32Array, s: Float32Array): void {
+  checkDim(op, 'n', n);
+  checkLen(op, 'p', p, n, 'n');
+  checkLen(op, 'g', g, n, 'n');
+  checkLen(op, 's', s, n, 'n');
+}
+
+/**
+ * Momentum's / Nesterov's plain step (Kernels.momentumStep) in JavaScript, the loop that defines
+ * it: per element, in float64, b = mu·vel[i] + g[i]; vel[i] stores b as float32; then
+ * p[i] = p[i] − lr·(nesterov ? g[i] + mu·b : b) with the float64 b. Unrolled four times, the
+ * n % 4 leading elements first (see optim/loops.ts); within a group of four, the four vel stores
+ * come before the four p updates (which matters only for overlapping views). optim/loops.ts's
+ * momentumLoop runs it for plain terms when its kernels lack momentumStep; the WebAssembly
+ * kernels fall back to it.
+ */
+export function momentumStepJs(n: number, p: Float32Array, src: Float32Array, vel: Float32Array, lr: number, mu: number, nesterov: boolean): void {
+  let i = 0;
+  for (; i < (n & 3); i++) {
+    const b = mu * vel[i] + src[i];
+    vel[i] = b;
+    p[i] = p[i] - lr * (nesterov ? src[i] + mu * b : b);
+  }
+  for (; i < n; i += 4) {
+    const b0 = mu * vel[i] + src[i];
+    const b1 = mu * vel[i + 1] + src[i + 1];
+    const b2 = mu * vel[i + 2] + src[i + 2];
+    const b3 = mu * vel[i + 3] + src[i + 3];
+    vel[i] = b0;
+    vel[i + 1] = b1;
+    vel[i + 2] = b2;
+    vel[i + 3] = b3;
+    p[i] = p[i] - lr * (nesterov ? src[i] + mu * b0 : b0);
+    p[i + 1] = p[i + 1] - lr * (nesterov ? src[i + 1] + mu * b1 : b1);
+    p[i + 2] = p[i + 2] - lr * (nesterov ? src[i + 2] + mu * b2 : b2);
+    p[i + 3] = p[i + 3] - lr * (nesterov ? src[i + 3] + mu * b3 : b3);
+  }
+}
+
+/**
+ * RMSProp's plain step (Kernels.rmspropStep) in JavaScript, the loop that defines it: per
+ * element, in float64, v = rho·sq[i] + c·g·g (c = 1 − rho; left to right); sq[i] stores v as
+ * float32; then p[i] = p[i] − (lr·g) / (√v + eps) with the float64 v. optim/loops.ts's
+ * rmspropLoop runs it for plain terms when its kernels lack rmspropStep; the WebAssembly
+ * kernels fall back to it.
+ */
+export function rmspropStepJs(n: number, p: Float32Array, src: Float32Array, sq: Float32Array, lr: number, rho: number, eps: number): void {
+  const c = 1 - rho;
+  for (let i = 0; i < n; i++) {
+    const g = src[i];
+    const v = rho * sq[i] + c * g * g;
+    sq[i] = v;
+    p[i] = p[i] - (lr * g) / (Math.sqrt(v) + eps);
+  }
+}
+
+/**
+ * AdaGrad's plain step (Kernels.adagradStep) in JavaScript, the loop that defines it: per
+ * element, in float64, s = sum[i] + g·g; sum[i] stores s as float32; then
+ * p[i] = p[i] − (lr·g) / (√s + eps) with the float64 s. optim/loops.ts's adagradLoop runs it
+ * for plain terms when its kernels lack adagradStep; the WebAssembly kernels fall back to it.
+ */
+export function adagradStepJs(n: number, p: Float32Array, src: Float32Array, sum: Float32Array, lr: number, eps: number): void {
+  for (let i = 0; i < n; i++) {
+    const g = src[i];
+    const s = sum[i] + g * g;
+    sum[i] = s;
+    p[i] = p[i] - (lr * g) / (Math.sqrt(s) + eps);
+  }
+}

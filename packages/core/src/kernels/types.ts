@@ -85,4 +85,27 @@ export interface Kernels {
    * then runs the JS loop itself.
    */
   adamStep?(n: number, p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, lr: number, b1: number, b2: number, eps: number, bc1: number, bc2: number, decay: number): void;
+  /**
+   * Momentum / Nesterov's step for plain terms (gradient g[i] itself), in place on p and vel for
+   * i < n, in float64 storing float32:  b = mu·vel[i] + g[i];  vel[i] = b;
+   * p[i] = p[i] − lr·(nesterov ? g[i] + mu·b : b)  (the float64 b). Bit-identical to
+   * optim/loops.ts's momentumLoop (its loop is momentumStepJs in check.ts), whatever the views.
+   * Checks no value; g is read-only. The WebAssembly kernels have it (f64x2 SIMD); without it
+   * momentumLoop runs the JS loop itself.
+   */
+  momentumStep?(n: number, p: Float32Array, g: Float32Array, vel: Float32Array, lr: number, mu: number, nesterov: boolean): void;
+  /**
+   * RMSProp's step for plain terms, in place on p and sq for i < n, in float64 storing float32:
+   * v = rho·sq[i] + ((1 − rho)·g[i])·g[i];  sq[i] = v;  p[i] = p[i] − (lr·g[i]) / (√v + eps)
+   * (the float64 v). Bit-identical to rmspropLoop (its loop is rmspropStepJs in check.ts),
+   * whatever the views. Checks no value. The WebAssembly kernels have it (f64x2 SIMD).
+   */
+  rmspropStep?(n: number, p: Float32Array, g: Float32Array, sq: Float32Array, lr: number, rho: number, eps: number): void;
+  /**
+   * AdaGrad's step for plain terms, in place on p and sum for i < n, in float64 storing float32:
+   * s = sum[i] + g[i]·g[i];  sum[i] = s;  p[i] = p[i] − (lr·g[i]) / (√s + eps)  (the float64 s).
+   * Bit-identical to adagradLoop (its loop is adagradStepJs in check.ts), whatever the views.
+   * Checks no value. The WebAssembly kernels have it (f64x2 SIMD).
+   */
+  adagradStep?(n: number, p: Float32Array, g: Float32Array, sum: Float32Array, lr: number, eps: number): void;
 }

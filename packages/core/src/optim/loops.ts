@@ -10,8 +10,10 @@
  * With the decay terms on, g = that + l2·w + l1·sign(w), added in that order.
  *
  * Each loop has a fast path for the common case, no scale and no decay terms: g is src[i]
- * itself, and the loop body does nothing else. Cheap bodies (sgd, momentum) are unrolled
- * four times with the length hoisted, which V8 runs ~1.3-1.5× faster; the bodies of the
+ * itself, and the loop body does nothing else. Those fast paths are the kernels' methods when
+ * they have them (sgdStep, momentumStep, rmspropStep, adagradStep, adamStep: f64x2 SIMD for
+ * wasm), else their JS loops in kernels/check.ts: the same bits either way. Cheap bodies
+ * (sgd, momentum) are unrolled four times with the length hoisted, which V8 runs ~1.3-1.5× faster; the bodies of the
  * adaptive optimizers are bound by their divisions and square roots, where unrolling
  * measured no faster. The general path (scale or decay terms) is one plain loop.
  *
@@ -21,7 +23,7 @@
  */
 
 import type { Kernels } from '../kernels/types.js';
-import { adamStepJs } from '../kernels/check.js';
+import { adagradStepJs, adamStepJs, momentumStepJs, rmspropStepJs } from '../kernels/check.js';
 
 const fround = Math.fround;
 
@@ -54,30 +56,11 @@ export function sgdLoop(p: Float32Array, src: Float32Array, t: GradTerms, lr: nu
 }
 
 /** momentum: b = μ·b + g; w -= lr·b.  nesterov: the same b, w -= lr·(g + μ·b). */
-export function momentumLoop(p: Float32Array, src: Float32Array, t: GradTerms, vel: Float32Array, lr: number, mu: number, nesterov: boolean): void {
+export function momentumLoop(p: Float32Array, src: Float32Array, t: GradTerms, vel: Float32Array, lr: number, mu: number, nesterov: boolean, kernels?: Kernels): void {
   const n = p.length | 0;
   if (plain(t)) {
-    let i = 0;
-    for (; i < (n & 3); i++) {
-      const b = mu * vel[i] + src[i];
-      vel[i] = b;
-      p[i] = p[i] - lr * (nesterov ? src[i] + mu * b : b);
-    }
-    for (; i < n; i += 4) {
-      const b0 = mu * vel[i] + src[i];
-      const b1 = mu * vel[i + 1] + src[i + 1];
-      const b2 = mu * vel[i + 2] + src[i + 2];
-      const b3 = mu * vel[i + 3] + src[i + 3];
-      vel[i] = b0;
-      vel[i + 1] = b1;
-      vel[i + 2] = b2;
-      vel[i + 3] = b3;
-      p[i] = p[i] - lr * (nesterov ? src[i] + mu * b0 : b0);
-      p[i + 1] = p[i + 1] - lr * (nesterov ? src[i + 1] + mu * b1 : b1);
-      p[i + 2] = p[i + 2] - lr * (nesterov ? src[i + 2] + mu * b2 : b2);
-      p[i + 3] = p[i + 3] - lr * (nesterov ? src[i + 3] + mu * b3 : b3);
-    }
-    return;
+    if (kernels?.momentumStep !== undefined) return kernels.momentumStep(n, p, src, vel, lr, mu, nesterov);
+    return momentumStepJs(n, p, src, vel, lr, mu, nesterov);
   }
   const { scale, l2, l1 } = t;
   for (let i = 0; i < n; i++) {
@@ -92,16 +75,11 @@ export function momentumLoop(p: Float32Array, src: Float32Array, t: GradTerms, v
 }
 
 /** adagrad: s += g²; w -= lr·g / (√s + ε). */
-export function adagradLoop(p: Float32Array, src: Float32Array, t: GradTerms, sum: Float32Array, lr: number, eps: number): void {
+export function adagradLoop(p: Float32Array, src: Float32Array, t: GradTerms, sum: Float32Array, lr: number, eps: number, kernels?: Kernels): void {
   const n = p.length | 0;
   if (plain(t)) {
-    for (let i = 0; i < n; i++) {
-      const g = src[i];
-      const s = sum[i] + g * g;
-      sum[i] = s;
-      p[i] = p[i] - (lr * g) / (Math.sqrt(s) + eps);
-    }
-    return;
+    if (kernels?.adagradStep !== undefined) return kernels.adagradStep(n, p, src, sum, lr, eps);
+    return adagradStepJs(n, p, src, sum, lr, eps);
   }
   const { scale, l2, l1 } = t;
   for (let i = 0; i < n; i++) {
@@ -116,18 +94,13 @@ export function adagradLoop(p: Float32Array, src: Float32Array, t: GradTerms, su
 }
 
 /** rmsprop: v = ρ·v + (1-ρ)·g²; w -= lr·g / (√v + ε). */
-export function rmspropLoop(p: Float32Array, src: Float32Array, t: GradTerms, sq: Float32Array, lr: number, rho: number, eps: number): void {
+export function rmspropLoop(p: Float32Array, src: Float32Array, t: GradTerms, sq: Float32Array, lr: number, rho: number, eps: number, kernels?: Kernels): void {
   const n = p.length | 0;
-  const c = 1 - rho;
   if (plain(t)) {
-    for (let i = 0; i < n; i++) {
-      const g = src[i];
-      const v = rho * sq[i] + c * g * g;
-      sq[i] = v;
-      p[i] = p[i] - (lr * g) / (Math.sqrt(v) + eps);
-    }
-    return;
+    if (kernels?.rmspropStep !== undefined) return kernels.rmspropStep(n, p, src, sq, lr, rho, eps);
+    return rmspropStepJs(n, p, src, sq, lr, rho, eps);
   }
+  const c = 1 - rho;
   const { scale, l2, l1 } = t;
   for (let i = 0; i < n; i++) {
     const w = p[i];

@@ -71,7 +71,8 @@ export function checkStepInputs(cfg: OptimizerConfig, params: Float32Array, grad
  * The update itself, on inputs checkStepInputs accepted and a gradient known to be finite:
  * gradient element i is fround(src[i] * scale) (scale 1: src[i]; applyUpdate passes its clip
  * coefficient, fusing the clip into the step). Then state.t++. `kernels` runs plain SGD's loop
- * (sgdStep) and, when it has adamStep, plain adam's and adamw's (every kernel gives the same bits).
+ * (sgdStep) and, when it has them, the plain loops of momentum / nesterov (momentumStep), adagrad
+ * (adagradStep), rmsprop (rmspropStep), adam and adamw (adamStep): every kernel gives the same bits.
  */
 export function applyStep(cfg: OptimizerConfig, params: Float32Array, src: Float32Array, scale: number, state: OptimizerState, lr: number, kernels: Kernels = jsKernels): void {
   const wd = cfg.weightDecay ?? OPTIMIZER_DEFAULTS.weightDecay;
@@ -86,13 +87,13 @@ export function applyStep(cfg: OptimizerConfig, params: Float32Array, src: Float
       break;
     case 'momentum':
     case 'nesterov':
-      momentumLoop(params, src, terms, slots.velocity, lr, cfg.momentum ?? OPTIMIZER_DEFAULTS.momentum, cfg.name === 'nesterov');
+      momentumLoop(params, src, terms, slots.velocity, lr, cfg.momentum ?? OPTIMIZER_DEFAULTS.momentum, cfg.name === 'nesterov', kernels);
       break;
     case 'adagrad':
-      adagradLoop(params, src, terms, slots.sum, lr, cfg.eps ?? OPTIMIZER_DEFAULTS.eps);
+      adagradLoop(params, src, terms, slots.sum, lr, cfg.eps ?? OPTIMIZER_DEFAULTS.eps, kernels);
       break;
     case 'rmsprop':
-      rmspropLoop(params, src, terms, slots.sq, lr, cfg.rho ?? OPTIMIZER_DEFAULTS.rho, cfg.eps ?? OPTIMIZER_DEFAULTS.eps);
+      rmspropLoop(params, src, terms, slots.sq, lr, cfg.rho ?? OPTIMIZER_DEFAULTS.rho, cfg.eps ?? OPTIMIZER_DEFAULTS.eps, kernels);
       break;
     case 'adam':
     case 'adamw': {

@@ -674,6 +674,143 @@
               (f64.mul (local.get $lr) (f64.div (local.get $mi) (local.get $bc1)))
               (f64.add (f64.sqrt (f64.div (local.get $vi) (local.get $bc2))) (local.get $eps)))))))))
 
+  ;; Momentum / Nesterov for plain terms: momentumLoop's loop (check.ts momentumStepJs) exactly, in f64:
+  ;;   x = g[i]; b = mu*vel[i] + x; vel[i] = f32(b)
+  ;;   p[i] = f32(p[i] - lr*u)   with u = nesterov ? x + mu*b : b   (the f64 b, not the stored f32)
+  ;; Each step one IEEE f64 op in the JS source's order: the same bits. Two lanes per f64x2, then
+  ;; the odd last element. The three arrays must not overlap (wasm.ts runs the JS loop then).
+  (func (export "momentum_step") (param $p i32) (param $g i32) (param $vel i32) (param $n i32)
+      (param $lr f64) (param $mu f64) (param $nes i32)
+    (local $end i32) (local $x f64) (local $b f64)
+    (local $X v128) (local $B v128) (local $LR v128) (local $MU v128)
+    (local.set $LR (f64x2.splat (local.get $lr)))
+    (local.set $MU (f64x2.splat (local.get $mu)))
+    (local.set $end (i32.add (local.get $p) (i32.shl (local.get $n) (i32.const 2))))
+    (block $done2
+      (loop $l2
+        (br_if $done2 (i32.gt_u (i32.add (local.get $p) (i32.const 8)) (local.get $end)))
+        (local.set $X (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $g))))
+        (local.set $B (f64x2.add
+          (f64x2.mul (local.get $MU) (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $vel))))
+          (local.get $X)))
+        (v128.store64_lane 0 (local.get $vel) (f32x4.demote_f64x2_zero (local.get $B)))
+        (v128.store64_lane 0 (local.get $p) (f32x4.demote_f64x2_zero
+          (f64x2.sub
+            (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $p)))
+            (f64x2.mul (local.get $LR)
+              (select (result v128)
+                (f64x2.add (local.get $X) (f64x2.mul (local.get $MU) (local.get $B)))
+                (local.get $B)
+                (local.get $nes))))))
+        (local.set $p (i32.add (local.get $p) (i32.const 8)))
+        (local.set $g (i32.add (local.get $g) (i32.const 8)))
+        (local.set $vel (i32.add (local.get $vel) (i32.const 8)))
+        (br $l2)))
+    (if (i32.lt_u (local.get $p) (local.get $end))
+      (then
+        (local.set $x (f64.promote_f32 (f32.load (local.get $g))))
+        (local.set $b (f64.add
+          (f64.mul (local.get $mu) (f64.promote_f32 (f32.load (local.get $vel))))
+          (local.get $x)))
+        (f32.store (local.get $vel) (f32.demote_f64 (local.get $b)))
+        (f32.store (local.get $p) (f32.demote_f64
+          (f64.sub
+            (f64.promote_f32 (f32.load (local.get $p)))
+            (f64.mul (local.get $lr)
+              (select (result f64)
+                (f64.add (local.get $x) (f64.mul (local.get $mu) (local.get $b)))
+                (local.get $b)
+                (local.get $nes)))))))))
+
+  ;; RMSProp for plain terms: rmspropLoop's loop (check.ts rmspropStepJs) exactly, in f64:
+  ;;   x = g[i]; v = rho*sq[i] + (c*x)*x   (c = 1 - rho); sq[i] = f32(v)
+  ;;   p[i] = f32(p[i] - (lr*x) / (sqrt(v) + eps))   (the f64 v)
+  ;; Same layout and rules as momentum_step.
+  (func (export "rmsprop_step") (param $p i32) (param $g i32) (param $sq i32) (param $n i32)
+      (param $lr f64) (param $rho f64) (param $eps f64)
+    (local $end i32) (local $c f64) (local $x f64) (local $v f64)
+    (local $X v128) (local $V v128) (local $LR v128) (local $RHO v128) (local $C v128) (local $E v128)
+    (local.set $c (f64.sub (f64.const 1) (local.get $rho)))
+    (local.set $LR (f64x2.splat (local.get $lr)))
+    (local.set $RHO (f64x2.splat (local.get $rho)))
+    (local.set $C (f64x2.splat (local.get $c)))
+    (local.set $E (f64x2.splat (local.get $eps)))
+    (local.set $end (i32.add (local.get $p) (i32.shl (local.get $n) (i32.const 2))))
+    (block $done2
+      (loop $l2
+        (br_if $done2 (i32.gt_u (i32.add (local.get $p) (i32.const 8)) (local.get $end)))
+        (local.set $X (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $g))))
+        (local.set $V (f64x2.add
+          (f64x2.mul (local.get $RHO) (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $sq))))
+          (f64x2.mul (f64x2.mul (local.get $C) (local.get $X)) (local.get $X))))
+        (v128.store64_lane 0 (local.get $sq) (f32x4.demote_f64x2_zero (local.get $V)))
+        (v128.store64_lane 0 (local.get $p) (f32x4.demote_f64x2_zero
+          (f64x2.sub
+            (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $p)))
+            (f64x2.div
+              (f64x2.mul (local.get $LR) (local.get $X))
+              (f64x2.add (f64x2.sqrt (local.get $V)) (local.get $E))))))
+        (local.set $p (i32.add (local.get $p) (i32.const 8)))
+        (local.set $g (i32.add (local.get $g) (i32.const 8)))
+        (local.set $sq (i32.add (local.get $sq) (i32.const 8)))
+        (br $l2)))
+    (if (i32.lt_u (local.get $p) (local.get $end))
+      (then
+        (local.set $x (f64.promote_f32 (f32.load (local.get $g))))
+        (local.set $v (f64.add
+          (f64.mul (local.get $rho) (f64.promote_f32 (f32.load (local.get $sq))))
+          (f64.mul (f64.mul (local.get $c) (local.get $x)) (local.get $x))))
+        (f32.store (local.get $sq) (f32.demote_f64 (local.get $v)))
+        (f32.store (local.get $p) (f32.demote_f64
+          (f64.sub
+            (f64.promote_f32 (f32.load (local.get $p)))
+            (f64.div
+              (f64.mul (local.get $lr) (local.get $x))
+              (f64.add (f64.sqrt (local.get $v)) (local.get $eps)))))))))
+
+  ;; AdaGrad for plain terms: adagradLoop's loop (check.ts adagradStepJs) exactly, in f64:
+  ;;   x = g[i]; s = sum[i] + x*x; sum[i] = f32(s)
+  ;;   p[i] = f32(p[i] - (lr*x) / (sqrt(s) + eps))   (the f64 s)
+  ;; Same layout and rules as momentum_step.
+  (func (export "adagrad_step") (param $p i32) (param $g i32) (param $sum i32) (param $n i32)
+      (param $lr f64) (param $eps f64)
+    (local $end i32) (local $x f64) (local $s f64)
+    (local $X v128) (local $S v128) (local $LR v128) (local $E v128)
+    (local.set $LR (f64x2.splat (local.get $lr)))
+    (local.set $E (f64x2.splat (local.get $eps)))
+    (local.set $end (i32.add (local.get $p) (i32.shl (local.get $n) (i32.const 2))))
+    (block $done2
+      (loop $l2
+        (br_if $done2 (i32.gt_u (i32.add (local.get $p) (i32.const 8)) (local.get $end)))
+        (local.set $X (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $g))))
+        (local.set $S (f64x2.add
+          (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $sum)))
+          (f64x2.mul (local.get $X) (local.get $X))))
+        (v128.store64_lane 0 (local.get $sum) (f32x4.demote_f64x2_zero (local.get $S)))
+        (v128.store64_lane 0 (local.get $p) (f32x4.demote_f64x2_zero
+          (f64x2.sub
+            (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $p)))
+            (f64x2.div
+              (f64x2.mul (local.get $LR) (local.get $X))
+              (f64x2.add (f64x2.sqrt (local.get $S)) (local.get $E))))))
+        (local.set $p (i32.add (local.get $p) (i32.const 8)))
+        (local.set $g (i32.add (local.get $g) (i32.const 8)))
+        (local.set $sum (i32.add (local.get $sum) (i32.const 8)))
+        (br $l2)))
+    (if (i32.lt_u (local.get $p) (local.get $end))
+      (then
+        (local.set $x (f64.promote_f32 (f32.load (local.get $g))))
+        (local.set $s (f64.add
+          (f64.promote_f32 (f32.load (local.get $sum)))
+          (f64.mul (local.get $x) (local.get $x))))
+        (f32.store (local.get $sum) (f32.demote_f64 (local.get $s)))
+        (f32.store (local.get $p) (f32.demote_f64
+          (f64.sub
+            (f64.promote_f32 (f32.load (local.get $p)))
+            (f64.div
+              (f64.mul (local.get $lr) (local.get $x))
+              (f64.add (f64.sqrt (local.get $s)) (local.get $eps)))))))))
+
   ;; Forward: C[m x n] = A[m x k] . B[n x k]^T (+ bias[n] if $bias != 0).
   ;; Scratch: $pa holds ceil(m/4)*4*k f32, $pb holds ceil(n/8)*8*k f32.
   ;; $relu != 0: store max(0, x) (after the bias) instead of x.

@@ -1,5 +1,5 @@
 import type { Kernels } from '../types.js';
-import { adamStepJs, addJs, checkAdam, checkColSums, checkElementwise, checkGemm, colSumsJs, firstNonFiniteJs, locateNonFinite, meanSqJs, reciprocalExact, reluGradJs, sgdMeanStepJs, sgdStepJs, viewsOverlap } from '../check.js';
+import { adagradStepJs, adamStepJs, addJs, checkAdam, checkSlotStep, momentumStepJs, rmspropStepJs, checkColSums, checkElementwise, checkGemm, colSumsJs, firstNonFiniteJs, locateNonFinite, meanSqJs, reciprocalExact, reluGradJs, sgdMeanStepJs, sgdStepJs, viewsOverlap } from '../check.js';
 import { ConfigError, DptrainError, ShapeError } from '../../errors.js';
 import { decodeBase64 } from './base64.js';
 import { GEMM_FMA_WASM_BASE64, GEMM_WASM_BASE64 } from './gemm.wasm.js';
@@ -60,6 +60,9 @@ interface GemmExports {
   sgd_step(p: number, g: number, n: number, lr: number): void;
   sgd_mean_step(p: number, g: number, n: number, b: number, inv: number, div: number, lr: number): number;
   adam_step(p: number, g: number, m: number, v: number, n: number, lr: number, b1: number, b2: number, eps: number, bc1: number, bc2: number, decay: number): void;
+  momentum_step(p: number, g: number, vel: number, n: number, lr: number, mu: number, nesterov: number): void;
+  rmsprop_step(p: number, g: number, sq: number, n: number, lr: number, rho: number, eps: number): void;
+  adagrad_step(p: number, g: number, sum: number, n: number, lr: number, eps: number): void;
 }
 
 const api = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
@@ -303,6 +306,49 @@ class WasmKernels implements Kernels {
     this.finish(m, mP, n);
     this.finish(v, vP, n);
   };
+
+  momentumStep = (n: number, p: Float32Array, g: Float32Array, vel: Float32Array, lr: number, mu: number, nesterov: boolean): void => {
+    checkSlotStep('momentumStep', n, p, g, vel);
+    if (n === 0) return;
+    const [pP, gP, sP] = this.slotStep('momentumStep', n, p, g, vel);
+    if (pP < 0) return momentumStepJs(n, p, g, vel, lr, mu, nesterov);
+    this.fn.momentum_step(pP, gP, sP, n, lr, mu, nesterov ? 1 : 0);
+    this.finish(p, pP, n);
+    this.finish(vel, sP, n);
+  };
+
+  rmspropStep = (n: number, p: Float32Array, g: Float32Array, sq: Float32Array, lr: number, rho: number, eps: number): void => {
+    checkSlotStep('rmspropStep', n, p, g, sq);
+    if (n === 0) return;
+    const [pP, gP, sP] = this.slotStep('rmspropStep', n, p, g, sq);
+    if (pP < 0) return rmspropStepJs(n, p, g, sq, lr, rho, eps);
+    this.fn.rmsprop_step(pP, gP, sP, n, lr, rho, eps);
+    this.finish(p, pP, n);
+    this.finish(sq, sP, n);
+  };
+
+  adagradStep = (n: number, p: Float32Array, g: Float32Array, sum: Float32Array, lr: number, eps: number): void => {
+    checkSlotStep('adagradStep', n, p, g, sum);
+    if (n === 0) return;
+    const [pP, gP, sP] = this.slotStep('adagradStep', n, p, g, sum);
+    if (pP < 0) return adagradStepJs(n, p, g, sum, lr, eps);
+    this.fn.adagrad_step(pP, gP, sP, n, lr, eps);
+    this.finish(p, pP, n);
+    this.finish(sum, sP, n);
+  };
+
+  /**
+   * The wasm addresses of a one-slot step's p, g and slot s (copied in when foreign), or
+   * [-1, -1, -1] when the JS loop must run instead: any two views sharing bytes (that loop's
+   * element order defines the result) or scratch too short for the copies.
+   */
+  private slotStep(op: string, n: number, p: Float32Array, g: Float32Array, s: Float32Array): [number, number, number] {
+    const overlap = viewsOverlap(p, g, n) || viewsOverlap(p, s, n) || viewsOverlap(g, s, n);
+    const need = this.foreign(p, n) + this.foreign(g, n) + this.foreign(s, n);
+    if (overlap || this.top - need < this.heapTop) return [-1, -1, -1];
+    this.begin(op, need);
+    return [this.input(p, n), this.input(g, n), this.input(s, n)];
+  }
 
   /** Whether the first len elements of v lie in the usable part of this memory. */
   private inside(v: Float32Array, len: number): boolean {
