@@ -69,6 +69,22 @@ describe('RoundMachine', () => {
     same(h.m.params, ref.result.params);
   });
 
+  it('keeps the optimizer state in the reduction kernels\' memory next to the params (its WebAssembly step works in place); adam matches train() bit for bit', () => {
+    const adam = baseConfig({ optimizer: { name: 'adam', lr: 0.01 } });
+    const h = new Harness(adam);
+    h.add();
+    h.add();
+    const slots = Object.values(h.m.optState.slots);
+    expect(slots).toHaveLength(2);
+    for (const a of slots) expect(a.buffer).toBe(h.m.params.buffer);
+    h.m.start();
+    h.run(new Rng(4));
+    const want = reference(adam).result;
+    same(h.m.params, want.params);
+    same(h.m.optState.slots.m, want.optimizer.state.slots.m);
+    same(h.m.optState.slots.v, want.optimizer.state.slots.v);
+  });
+
   it("evaluates a step's params while the next step runs: its tasks go out before the eval event; the last step's eval is the final one", () => {
     const h = new Harness(cfg);
     const order: string[] = [];

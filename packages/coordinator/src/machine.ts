@@ -152,13 +152,15 @@ export class RoundMachine {
     if (resume && opts.initParams) throw new ConfigError('initParams', 'cannot be combined with resume: a resumed run continues from the checkpoint\'s parameters');
     const start = resume ? resume.params : (opts.initParams ?? initParams(spec, seeds.init));
     if (start.length !== this.paramCount) throw new ConfigError(resume ? 'resume.params' : 'initParams', `expected ${this.paramCount} values for this model, got ${start.length}`);
-    // the master parameters and the reduction buffers live in the reduction kernels' memory,
-    // so the update's passes (meanSq, sgdStep) run there without copies
+    // the master parameters, the optimizer's state and the reduction buffers live in the
+    // reduction kernels' memory, so the update's passes run there without copies
     this.reduceKernels = reductionKernels(this.paramCount);
     const alloc = (n: number): Float32Array => allocOrPlain(this.reduceKernels, n);
     this.params = alloc(this.paramCount);
     this.params.set(start);
     this.optState = createOptimizerState(this.config.optimizer, this.paramCount);
+    // the optimizer's state (Adam's m and v, momentum's velocity, …) too: its kernels step in place
+    for (const slot of Object.keys(this.optState.slots)) this.optState.slots[slot] = alloc(this.paramCount);
     this.sampler = resume ? EpochSampler.fromState(samplerOpts, resume.sampler) : new EpochSampler(samplerOpts);
     this.totalSteps = this.config.steps ?? this.config.epochs * this.sampler.batchesPerEpoch;
     if (resume) {
@@ -808,11 +810,11 @@ export class RoundMachine {
 /**
  * The kernels the reduction runs on, whatever the run's kernel: add and firstNonFinite
  * give the same bits in every implementation, so this is only about speed. WebAssembly
- * where available, with room for the parameters and 16 gradient buffers (up to 2 GiB;
- * beyond, plain arrays).
+ * where available, with room for the parameters, two optimizer state slots (Adam's m and
+ * v) and 16 gradient buffers (up to 2 GiB; beyond, plain arrays).
  */
 function reductionKernels(paramCount: number): Kernels {
   if (!wasmSupported()) return jsKernels;
-  const mib = Math.min(2048, Math.ceil((17 * (paramCount * 4 + 64) + (4 << 20)) / (1 << 20)));
+  const mib = Math.min(2048, Math.ceil((19 * (paramCount * 4 + 64) + (4 << 20)) / (1 << 20)));
   return createWasmKernels({ memoryMiB: Math.max(4, mib) });
 }
