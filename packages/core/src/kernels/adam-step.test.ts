@@ -4,7 +4,7 @@ import { ShapeError } from '../errors.js';
 import { adamLoop } from '../optim/loops.js';
 import type { Kernels } from './types.js';
 import { jsKernels } from './js.js';
-import { adamStepJs, checkAdam } from './check.js';
+import { adamStepJs, checkViews } from './check.js';
 import { createWasmKernels, wasmFmaSupported, wasmSupported } from './wasm/wasm.js';
 
 const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
@@ -13,7 +13,7 @@ type AdamStep = NonNullable<Kernels['adamStep']>;
 
 const kernels: Array<[string, () => Kernels]> = [
   // the loop adamLoop runs without the kernel, and the WebAssembly kernels fall back to
-  ['js loop', () => ({ ...jsKernels, adamStep: (...a: Parameters<AdamStep>) => (checkAdam(a[0], a[1], a[2], a[3], a[4]), adamStepJs(...a)) })],
+  ['js loop', () => ({ ...jsKernels, adamStep: (...a: Parameters<AdamStep>) => (checkViews('adamStep', a[0], { p: a[1], g: a[2], m: a[3], v: a[4] }), adamStepJs(...a)) })],
 ];
 if (wasmSupported()) kernels.push(['wasm', () => createWasmKernels({ memoryMiB: 8 })]);
 if (wasmFmaSupported()) kernels.push(['wasm-fma', () => createWasmKernels({ memoryMiB: 8, fma: true })]);

@@ -192,13 +192,13 @@ export function sgdMeanStepJs(n: number, p: Float32Array, g: Float32Array, b: nu
   return sq;
 }
 
-/** Validate the arguments of an adamStep call: n, and the four operands (p, g, m, v) at least n long. */
-export function checkAdam(n: number, p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array): void {
-  checkDim('adamStep', 'n', n);
-  checkLen('adamStep', 'p', p, n, 'n');
-  checkLen('adamStep', 'g', g, n, 'n');
-  checkLen('adamStep', 'm', m, n, 'n');
-  checkLen('adamStep', 'v', v, n, 'n');
+/**
+ * Arguments of an element-wise optimizer step (adamStep, momentumStep, …): n a non-negative
+ * integer and every named view at least n long; a ShapeError names the operation and the view.
+ */
+export function checkViews(op: string, n: number, views: Record<string, Float32Array>): void {
+  checkDim(op, 'n', n);
+  for (const [name, v] of Object.entries(views)) checkLen(op, name, v, n, 'n');
 }
 
 /**
@@ -229,14 +229,6 @@ export function sumSquares4(a: Float32Array): number {
   const s = [0, 0, 0, 0];
   for (let i = 0; i < n; i++) s[i & 3] += a[i] * a[i];
   return s[0] + s[1] + (s[2] + s[3]);
-}
-
-/** Validate the arguments of a one-slot optimizer step (momentumStep, rmspropStep, adagradStep): n, and p, g, s at least n long. */
-export function checkSlotStep(op: 'momentumStep' | 'rmspropStep' | 'adagradStep', n: number, p: Float32Array, g: Float32Array, s: Float32Array): void {
-  checkDim(op, 'n', n);
-  checkLen(op, 'p', p, n, 'n');
-  checkLen(op, 'g', g, n, 'n');
-  checkLen(op, 's', s, n, 'n');
 }
 
 /**

@@ -4,7 +4,7 @@ import { ShapeError } from '../errors.js';
 import { adagradLoop, momentumLoop, rmspropLoop } from '../optim/loops.js';
 import type { Kernels } from './types.js';
 import { jsKernels } from './js.js';
-import { adagradStepJs, checkSlotStep, momentumStepJs, rmspropStepJs } from './check.js';
+import { adagradStepJs, checkViews, momentumStepJs, rmspropStepJs } from './check.js';
 import { createWasmKernels, wasmFmaSupported, wasmSupported } from './wasm/wasm.js';
 
 // momentumStep, rmspropStep and adagradStep: the one-slot optimizer steps for plain terms.
@@ -104,9 +104,9 @@ const OPS: Array<[string, Op]> = [
 function jsLoopKernels(): Kernels {
   return {
     ...jsKernels,
-    momentumStep: (n, p, g, s, lr, mu, nes) => (checkSlotStep('momentumStep', n, p, g, s), momentumStepJs(n, p, g, s, lr, mu, nes)),
-    rmspropStep: (n, p, g, s, lr, rho, eps) => (checkSlotStep('rmspropStep', n, p, g, s), rmspropStepJs(n, p, g, s, lr, rho, eps)),
-    adagradStep: (n, p, g, s, lr, eps) => (checkSlotStep('adagradStep', n, p, g, s), adagradStepJs(n, p, g, s, lr, eps)),
+    momentumStep: (n, p, g, s, lr, mu, nes) => (checkViews('momentumStep', n, { p, g, s }), momentumStepJs(n, p, g, s, lr, mu, nes)),
+    rmspropStep: (n, p, g, s, lr, rho, eps) => (checkViews('rmspropStep', n, { p, g, s }), rmspropStepJs(n, p, g, s, lr, rho, eps)),
+    adagradStep: (n, p, g, s, lr, eps) => (checkViews('adagradStep', n, { p, g, s }), adagradStepJs(n, p, g, s, lr, eps)),
   };
 }
 

@@ -1,5 +1,5 @@
 import type { Kernels } from '../types.js';
-import { adagradStepJs, adamStepJs, addJs, checkAdam, checkSlotStep, momentumStepJs, rmspropStepJs, checkColSums, checkElementwise, checkGemm, colSumsJs, firstNonFiniteJs, locateNonFinite, meanSqJs, reciprocalExact, reluGradJs, sgdMeanStepJs, sgdStepJs, viewsOverlap } from '../check.js';
+import { adagradStepJs, adamStepJs, addJs, checkViews, momentumStepJs, rmspropStepJs, checkColSums, checkElementwise, checkGemm, colSumsJs, firstNonFiniteJs, locateNonFinite, meanSqJs, reciprocalExact, reluGradJs, sgdMeanStepJs, sgdStepJs, viewsOverlap } from '../check.js';
 import { ConfigError, DptrainError, ShapeError } from '../../errors.js';
 import { decodeBase64 } from './base64.js';
 import { GEMM_FMA_WASM_BASE64, GEMM_WASM_BASE64 } from './gemm.wasm.js';
@@ -263,91 +263,77 @@ class WasmKernels implements Kernels {
   sgdStep = (n: number, p: Float32Array, g: Float32Array, lr: number): void => {
     checkElementwise('sgdStep', n, p, g);
     if (n === 0) return;
-    const overlap = p.buffer === g.buffer && p.byteOffset < g.byteOffset + 4 * n && g.byteOffset < p.byteOffset + 4 * n;
-    const need = this.foreign(p, n) + this.foreign(g, n);
-    if (overlap || this.top - need < this.heapTop) return sgdStepJs(n, p, g, lr);
-    this.begin('sgdStep', need);
-    const pP = this.input(p, n);
-    const gP = this.input(g, n);
-    this.fn.sgd_step(pP, gP, n, lr);
-    this.finish(p, pP, n);
+    const at = this.stepInputs('sgdStep', n, [p, g]);
+    if (!at) return sgdStepJs(n, p, g, lr);
+    this.fn.sgd_step(at[0], at[1], n, lr);
+    this.finish(p, at[0], n);
   };
 
   sgdMeanStep = (n: number, p: Float32Array, g: Float32Array, b: number, lr: number): number => {
     checkElementwise('sgdMeanStep', n, p, g);
     if (n === 0) return 0;
     // overlapping views take the two passes in order (sgdMeanStepJs); so does a short scratch
-    const need = this.foreign(p, n) + this.foreign(g, n);
-    if (viewsOverlap(p, g, n) || this.top - need < this.heapTop) return sgdMeanStepJs(n, p, g, b, lr);
-    this.begin('sgdMeanStep', need);
-    const pP = this.input(p, n);
-    const gP = this.input(g, n);
+    const at = this.stepInputs('sgdMeanStep', n, [p, g]);
+    if (!at) return sgdMeanStepJs(n, p, g, b, lr);
     const exact = reciprocalExact(b);
-    const sq = this.fn.sgd_mean_step(pP, gP, n, b, exact ? 1 / b : 0, exact ? 0 : 1, lr);
-    this.finish(p, pP, n);
-    this.finish(g, gP, n);
+    const sq = this.fn.sgd_mean_step(at[0], at[1], n, b, exact ? 1 / b : 0, exact ? 0 : 1, lr);
+    this.finish(p, at[0], n);
+    this.finish(g, at[1], n);
     return sq;
   };
 
   adamStep = (n: number, p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, lr: number, b1: number, b2: number, eps: number, bc1: number, bc2: number, decay: number): void => {
-    checkAdam(n, p, g, m, v);
+    checkViews('adamStep', n, { p, g, m, v });
     if (n === 0) return;
-    // any two views sharing bytes: the JS loop's element order defines the result; so it runs, as for a short scratch
-    const overlap = viewsOverlap(p, g, n) || viewsOverlap(p, m, n) || viewsOverlap(p, v, n) || viewsOverlap(g, m, n) || viewsOverlap(g, v, n) || viewsOverlap(m, v, n);
-    const need = this.foreign(p, n) + this.foreign(g, n) + this.foreign(m, n) + this.foreign(v, n);
-    if (overlap || this.top - need < this.heapTop) return adamStepJs(n, p, g, m, v, lr, b1, b2, eps, bc1, bc2, decay);
-    this.begin('adamStep', need);
-    const pP = this.input(p, n);
-    const gP = this.input(g, n);
-    const mP = this.input(m, n);
-    const vP = this.input(v, n);
-    this.fn.adam_step(pP, gP, mP, vP, n, lr, b1, b2, eps, bc1, bc2, decay);
-    this.finish(p, pP, n);
-    this.finish(m, mP, n);
-    this.finish(v, vP, n);
+    const at = this.stepInputs('adamStep', n, [p, g, m, v]);
+    if (!at) return adamStepJs(n, p, g, m, v, lr, b1, b2, eps, bc1, bc2, decay);
+    this.fn.adam_step(at[0], at[1], at[2], at[3], n, lr, b1, b2, eps, bc1, bc2, decay);
+    this.finish(p, at[0], n);
+    this.finish(m, at[2], n);
+    this.finish(v, at[3], n);
   };
 
   momentumStep = (n: number, p: Float32Array, g: Float32Array, vel: Float32Array, lr: number, mu: number, nesterov: boolean): void => {
-    checkSlotStep('momentumStep', n, p, g, vel);
+    checkViews('momentumStep', n, { p, g, s: vel });
     if (n === 0) return;
-    const [pP, gP, sP] = this.slotStep('momentumStep', n, p, g, vel);
-    if (pP < 0) return momentumStepJs(n, p, g, vel, lr, mu, nesterov);
-    this.fn.momentum_step(pP, gP, sP, n, lr, mu, nesterov ? 1 : 0);
-    this.finish(p, pP, n);
-    this.finish(vel, sP, n);
+    const at = this.stepInputs('momentumStep', n, [p, g, vel]);
+    if (!at) return momentumStepJs(n, p, g, vel, lr, mu, nesterov);
+    this.fn.momentum_step(at[0], at[1], at[2], n, lr, mu, nesterov ? 1 : 0);
+    this.finish(p, at[0], n);
+    this.finish(vel, at[2], n);
   };
 
   rmspropStep = (n: number, p: Float32Array, g: Float32Array, sq: Float32Array, lr: number, rho: number, eps: number): void => {
-    checkSlotStep('rmspropStep', n, p, g, sq);
+    checkViews('rmspropStep', n, { p, g, s: sq });
     if (n === 0) return;
-    const [pP, gP, sP] = this.slotStep('rmspropStep', n, p, g, sq);
-    if (pP < 0) return rmspropStepJs(n, p, g, sq, lr, rho, eps);
-    this.fn.rmsprop_step(pP, gP, sP, n, lr, rho, eps);
-    this.finish(p, pP, n);
-    this.finish(sq, sP, n);
+    const at = this.stepInputs('rmspropStep', n, [p, g, sq]);
+    if (!at) return rmspropStepJs(n, p, g, sq, lr, rho, eps);
+    this.fn.rmsprop_step(at[0], at[1], at[2], n, lr, rho, eps);
+    this.finish(p, at[0], n);
+    this.finish(sq, at[2], n);
   };
 
   adagradStep = (n: number, p: Float32Array, g: Float32Array, sum: Float32Array, lr: number, eps: number): void => {
-    checkSlotStep('adagradStep', n, p, g, sum);
+    checkViews('adagradStep', n, { p, g, s: sum });
     if (n === 0) return;
-    const [pP, gP, sP] = this.slotStep('adagradStep', n, p, g, sum);
-    if (pP < 0) return adagradStepJs(n, p, g, sum, lr, eps);
-    this.fn.adagrad_step(pP, gP, sP, n, lr, eps);
-    this.finish(p, pP, n);
-    this.finish(sum, sP, n);
+    const at = this.stepInputs('adagradStep', n, [p, g, sum]);
+    if (!at) return adagradStepJs(n, p, g, sum, lr, eps);
+    this.fn.adagrad_step(at[0], at[1], at[2], n, lr, eps);
+    this.finish(p, at[0], n);
+    this.finish(sum, at[2], n);
   };
 
   /**
-   * The wasm addresses of a one-slot step's p, g and slot s (copied in when foreign), or
-   * [-1, -1, -1] when the JS loop must run instead: any two views sharing bytes (that loop's
-   * element order defines the result) or scratch too short for the copies.
+   * The wasm addresses of an element-wise step's views, in order (each copied in when it lies
+   * outside this memory), or undefined when the JS loop must run instead: two views sharing
+   * bytes (that loop's element order defines the result) or scratch too short for the copies.
    */
-  private slotStep(op: string, n: number, p: Float32Array, g: Float32Array, s: Float32Array): [number, number, number] {
-    const overlap = viewsOverlap(p, g, n) || viewsOverlap(p, s, n) || viewsOverlap(g, s, n);
-    const need = this.foreign(p, n) + this.foreign(g, n) + this.foreign(s, n);
-    if (overlap || this.top - need < this.heapTop) return [-1, -1, -1];
+  private stepInputs(op: string, n: number, views: Float32Array[]): number[] | undefined {
+    for (let i = 0; i < views.length; i++) for (let j = i + 1; j < views.length; j++) if (viewsOverlap(views[i], views[j], n)) return undefined;
+    const need = views.reduce((a, v) => a + this.foreign(v, n), 0);
+    if (this.top - need < this.heapTop) return undefined;
     this.begin(op, need);
-    return [this.input(p, n), this.input(g, n), this.input(s, n)];
+    return views.map((v) => this.input(v, n));
   }
 
   /** Whether the first len elements of v lie in the usable part of this memory. */
