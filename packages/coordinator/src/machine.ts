@@ -159,7 +159,6 @@ export class RoundMachine {
     this.params = alloc(this.paramCount);
     this.params.set(start);
     this.optState = createOptimizerState(this.config.optimizer, this.paramCount);
-    // the optimizer's state (Adam's m and v, momentum's velocity, …) too: its kernels step in place
     for (const slot of Object.keys(this.optState.slots)) this.optState.slots[slot] = alloc(this.paramCount);
     this.sampler = resume ? EpochSampler.fromState(samplerOpts, resume.sampler) : new EpochSampler(samplerOpts);
     this.totalSteps = this.config.steps ?? this.config.epochs * this.sampler.batchesPerEpoch;
