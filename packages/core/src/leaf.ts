@@ -40,9 +40,26 @@ export function treeBuffers(batchSize: number, leafSize: number): number {
   return Math.log2(nextPow2(Math.ceil(batchSize / leafSize))) + 1;
 }
 
+/** About how many rows a LeafComputer passes through the network at once (see leafChunkRows). */
+export const CHUNK_ROWS = 256;
+
 /**
- * Computes gradient sums of tree nodes: every leaf the same way (one forward and
- * backward pass over its rows), then the leaves of a node summed by the fixed tree.
+ * Rows a LeafComputer's network holds: whole leaves, a power of two of them (so a chunk is
+ * a node of the tree), as many as fit in CHUNK_ROWS rows, at least one leaf. Size kernels
+ * for a LeafComputer with it (kernelsForModel's maxRows).
+ */
+export function leafChunkRows(leafSize: number): number {
+  let leaves = 1;
+  while (leaves * 2 * leafSize <= CHUNK_ROWS) leaves *= 2;
+  return leaves * leafSize;
+}
+
+/**
+ * Computes gradient sums of tree nodes: every leaf the same way, then the leaves of a
+ * node summed by the fixed tree. The forward pass and the δ of up to a chunk of leaves
+ * (leafChunkRows) run as one pass over all their rows — larger, faster matrix products,
+ * and a row's values depend only on that row in every kernel — and each leaf's gradient
+ * is then the weight gradient of its own rows: the same bits as one pass per leaf.
  * This is the only place a gradient is computed, for the single-process trainer
  * and for workers alike, which is why their results are bit-identical.
  */
@@ -52,16 +69,25 @@ export class LeafComputer {
   private readonly data: Dataset;
   private readonly seed: number;
   private readonly ids: Int32Array;
+  private readonly rowLoss: Float64Array;
+  private readonly rowCorrect: Uint8Array;
+  private readonly chunkLeaves: number;
+  /** First leaf of the chunk whose pass the network holds, or -1. */
+  private chunkLo = -1;
   private readonly scratch: Float32Array[] = [];
 
   constructor(spec: ModelSpec, data: Dataset, opts: { leafSize: number; seed: number; kernels?: Kernels }) {
-    this.net = new Network(spec, { maxRows: opts.leafSize, kernels: opts.kernels });
+    const chunkRows = leafChunkRows(opts.leafSize);
+    this.net = new Network(spec, { maxRows: chunkRows, kernels: opts.kernels });
     if (data.inputSize !== this.net.inputSize) throw new ShapeError(`dataset ${data.name} has ${data.inputSize} inputs, the model takes ${this.net.inputSize}`);
     if (data.outputSize !== this.net.outputSize) throw new ShapeError(`dataset ${data.name} has ${data.outputSize} targets per sample, the model outputs ${this.net.outputSize}`);
     this.data = data;
     this.leafSize = opts.leafSize;
     this.seed = opts.seed;
-    this.ids = new Int32Array(opts.leafSize);
+    this.chunkLeaves = chunkRows / opts.leafSize;
+    this.ids = new Int32Array(chunkRows);
+    this.rowLoss = new Float64Array(chunkRows);
+    this.rowCorrect = new Uint8Array(chunkRows);
   }
 
   get paramCount(): number {
@@ -101,6 +127,7 @@ export class LeafComputer {
     // The tree is summed in buffers of the kernels' own memory (level 0 holds the node),
     // where the leaves' weight gradients are written in place and kernels.add sums them.
     const root = this.level(0);
+    this.chunkLo = -1;
     const stats = this.sumNode(batch, node.lo, node.size, root, 1);
     if (opts.scan) stats.firstNonFinite = this.net.kernels.firstNonFinite(this.paramCount, root);
     return { stats, grad: root };
@@ -115,8 +142,19 @@ export class LeafComputer {
     return this.scratch[depth];
   }
 
-  /** Node (lo, size) into `dst`: its left half into dst, its right half into the next level's buffer, then dst += right. */
+  /**
+   * Node (lo, size) into `dst`: its left half into dst, its right half into the next level's
+   * buffer, then dst += right. The first node small enough to be a chunk runs its pass first.
+   */
   private sumNode(batch: BatchRef, lo: number, size: number, dst: Float32Array, depth: number): NodeStats {
+    const chunk = this.chunkLo < 0 && size <= this.chunkLeaves;
+    if (chunk) this.pass(batch, lo, Math.min(lo + size, batch.leafCount));
+    const stats = this.sumLeaves(batch, lo, size, dst, depth);
+    if (chunk) this.chunkLo = -1;
+    return stats;
+  }
+
+  private sumLeaves(batch: BatchRef, lo: number, size: number, dst: Float32Array, depth: number): NodeStats {
     if (size === 1) return this.leaf(batch, lo, dst);
     const half = size / 2;
     const left = this.sumNode(batch, lo, half, dst, depth);
@@ -127,23 +165,47 @@ export class LeafComputer {
     return { samples: left.samples + right.samples, lossSum: left.lossSum + right.lossSum, correct: left.correct + right.correct };
   }
 
-  private leaf(batch: BatchRef, j: number, out: Float32Array): NodeStats {
-    const L = this.leafSize;
-    const rows = Math.min(L, batch.batchSize - j * L);
+  /** Rows of leaf j: leafSize, fewer in the batch's last leaf. */
+  private rowsOf(batch: BatchRef, j: number): number {
+    const rows = Math.min(this.leafSize, batch.batchSize - j * this.leafSize);
     if (rows < 1) throw new ShapeError(`leaf ${j} is outside a batch of ${batch.batchSize} samples`);
+    return rows;
+  }
+
+  /** Forward pass and δ over all rows of leaves [lo, hi) (one chunk): the network then holds them. */
+  private pass(batch: BatchRef, lo: number, hi: number): void {
+    const L = this.leafSize;
     const net = this.net;
     const { x, y, n } = this.data;
     const fin = net.inputSize;
     const fout = net.outputSize;
-    const base = (j - batch.indexBase) * L;
-    for (let r = 0; r < rows; r++) {
-      const s = batch.indices[base + r];
-      if (!(s >= 0 && s < n)) throw new ShapeError(`sample index ${s} is outside the dataset (0..${n - 1})`);
-      this.ids[r] = s;
-      net.input.set(x.subarray(s * fin, (s + 1) * fin), r * fin);
-      net.target.set(y.subarray(s * fout, (s + 1) * fout), r * fout);
+    let rows = 0;
+    for (let j = lo; j < hi; j++) {
+      const base = (j - batch.indexBase) * L;
+      const count = this.rowsOf(batch, j);
+      for (let r = 0; r < count; r++, rows++) {
+        const s = batch.indices[base + r];
+        if (!(s >= 0 && s < n)) throw new ShapeError(`sample index ${s} is outside the dataset (0..${n - 1})`);
+        this.ids[rows] = s;
+        net.input.set(x.subarray(s * fin, (s + 1) * fin), rows * fin);
+        net.target.set(y.subarray(s * fout, (s + 1) * fout), rows * fout);
+      }
     }
-    const st = net.lossAndGrad(rows, { training: true, dropoutSeed: this.seed, step: batch.step, sampleIds: this.ids }, out);
-    return { samples: rows, lossSum: st.lossSum, correct: st.correct };
+    net.forwardDeltas(rows, { training: true, dropoutSeed: this.seed, step: batch.step, sampleIds: this.ids }, this.rowLoss, this.rowCorrect);
+    this.chunkLo = lo;
+  }
+
+  /** Leaf j's gradient sum into `out`, from the chunk's pass: the weight gradients of its own rows. */
+  private leaf(batch: BatchRef, j: number, out: Float32Array): NodeStats {
+    const rows = this.rowsOf(batch, j);
+    const r0 = (j - this.chunkLo) * this.leafSize;
+    this.net.rowGradient(r0, rows, out);
+    let lossSum = 0;
+    let correct = 0;
+    for (let r = r0; r < r0 + rows; r++) {
+      lossSum += this.rowLoss[r];
+      correct += this.rowCorrect[r];
+    }
+    return { samples: rows, lossSum, correct };
   }
 }

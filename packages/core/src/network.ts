@@ -156,11 +156,54 @@ export class Network {
    * `kernels.alloc`, which the kernels write in place (any other is correct, just slower).
    */
   lossAndGrad(rows: number, opts: PassOptions = {}, gradOut: Float32Array = this.grad): LossStats {
-    if (gradOut.length < this.layout.total) throw new ShapeError(`gradient buffer has ${gradOut.length} values, model ${describe(this.spec)} needs ${this.layout.total}`);
+    this.checkGradOut(gradOut);
     this.forward(rows, opts);
     const stats = this.outputDelta(rows, true);
-    this.backward(rows, gradOut);
+    this.backwardDeltas(rows);
+    this.rowGradient(0, rows, gradOut);
     return stats;
+  }
+
+  /**
+   * Forward pass and the δ of every layer over `rows` rows of input/target, without the
+   * weight gradients: the first half of lossAndGrad, for many leaves' rows at once (a
+   * row's values depend only on that row, in every kernel). Each row's loss goes into
+   * `rowLoss[r]` and whether it was classified correctly into `rowCorrect[r]` (1 or 0).
+   * Then rowGradient gives the gradient sum of any run of these rows.
+   */
+  forwardDeltas(rows: number, opts: PassOptions, rowLoss: Float64Array, rowCorrect: Uint8Array): void {
+    if (rowLoss.length < rows || rowCorrect.length < rows) throw new ShapeError(`per-row outputs hold ${Math.min(rowLoss.length, rowCorrect.length)} rows, the pass has ${rows}`);
+    this.forward(rows, opts);
+    this.outputDelta(rows, true, rowLoss, rowCorrect);
+    this.backwardDeltas(rows);
+  }
+
+  /**
+   * Gradient sum of rows [r0, r0 + rows) of the last forwardDeltas (or lossAndGrad) pass into
+   * `gradOut`: dW = δᵀ·A_prev and db = Σ_rows δ of those rows, layer by layer — the same
+   * bits as lossAndGrad over just those rows.
+   */
+  rowGradient(r0: number, rows: number, gradOut: Float32Array): void {
+    this.checkGradOut(gradOut);
+    if (!Number.isInteger(r0) || !Number.isInteger(rows) || r0 < 0 || rows < 1 || r0 + rows > this.maxRows) throw new ShapeError(`rows [${r0}, ${r0 + rows}) are outside the pass's ${this.maxRows} rows`);
+    const K = this.kernels;
+    const own = gradOut === this.grad;
+    const t = this.layout.tensors;
+    for (let l = this.spec.layers.length - 1; l >= 0; l--) {
+      const n = this.sizes[l + 1];
+      const k = this.sizes[l];
+      const d = this.delta[l].subarray(r0 * n, (r0 + rows) * n);
+      const prevAll = l === 0 ? this.input : this.a[l - 1];
+      const prev = prevAll.subarray(r0 * k, (r0 + rows) * k);
+      const dW = own ? this.dW[l] : gradOut.subarray(t[2 * l].offset, t[2 * l].offset + t[2 * l].length);
+      const db = own ? this.db[l] : gradOut.subarray(t[2 * l + 1].offset, t[2 * l + 1].offset + t[2 * l + 1].length);
+      K.gemmAtB(rows, n, k, d, prev, dW);
+      K.colSums(rows, n, d, db);
+    }
+  }
+
+  private checkGradOut(gradOut: Float32Array): void {
+    if (gradOut.length < this.layout.total) throw new ShapeError(`gradient buffer has ${gradOut.length} values, model ${describe(this.spec)} needs ${this.layout.total}`);
   }
 
   private checkRows(rows: number): void {
@@ -168,7 +211,7 @@ export class Network {
   }
 
   /** Loss and δ(L) = ∂loss/∂z(L) (the fused form for softmax+CE and sigmoid+BCE). */
-  private outputDelta(rows: number, withDelta: boolean): LossStats {
+  private outputDelta(rows: number, withDelta: boolean, rowLoss?: Float64Array, rowCorrect?: Uint8Array): LossStats {
     const L = this.spec.layers.length - 1;
     const out = this.outputSize;
     const z = this.z[L];
@@ -208,8 +251,9 @@ export class Network {
         }
       }
       lossSum += loss;
+      let hit: boolean;
       if (out === 1) {
-        if (a[o] >= 0.5 === y[o] >= 0.5) correct++;
+        hit = a[o] >= 0.5 === y[o] >= 0.5;
       } else {
         let ai = 0;
         let yi = 0;
@@ -217,38 +261,31 @@ export class Network {
           if (a[o + j] > a[o + ai]) ai = j;
           if (y[o + j] > y[o + yi]) yi = j;
         }
-        if (ai === yi) correct++;
+        hit = ai === yi;
       }
+      if (hit) correct++;
+      if (rowLoss) rowLoss[r] = loss;
+      if (rowCorrect) rowCorrect[r] = hit ? 1 : 0;
     }
     return { lossSum, correct };
   }
 
-  private backward(rows: number, g: Float32Array): void {
+  /** δ of every hidden layer, top down: δ(l) = (δ(l+1)·W(l+1)) ⊙ mask ⊙ g'(z(l)) (δ of the output layer is outputDelta's). */
+  private backwardDeltas(rows: number): void {
     const K = this.kernels;
-    const L = this.spec.layers.length;
-    const own = g === this.grad;
-    const t = this.layout.tensors;
-    for (let l = L - 1; l >= 0; l--) {
+    for (let l = this.spec.layers.length - 1; l > 0; l--) {
       const n = this.sizes[l + 1];
       const k = this.sizes[l];
-      const d = this.delta[l];
-      const prev = l === 0 ? this.input : this.a[l - 1];
-      const dW = own ? this.dW[l] : g.subarray(t[2 * l].offset, t[2 * l].offset + t[2 * l].length);
-      const db = own ? this.db[l] : g.subarray(t[2 * l + 1].offset, t[2 * l + 1].offset + t[2 * l + 1].length);
-      K.gemmAtB(rows, n, k, d, prev, dW);
-      K.colSums(rows, n, d, db);
-      if (l > 0) {
-        const dPrev = this.delta[l - 1];
-        K.gemmAB(rows, n, k, d, this.W[l], dPrev);
-        const layer = this.spec.layers[l - 1];
-        const mask = this.mask[l - 1];
-        const z = this.z[l - 1];
-        const h = this.h[l - 1];
-        const cnt = rows * k;
-        if (mask) for (let i = 0; i < cnt; i++) dPrev[i] *= mask[i];
-        if (layer.activation === 'relu') K.reluGrad(cnt, dPrev, h);
-        else derivativeInPlace(layer.activation, dPrev, z, h, cnt, this.slope);
-      }
+      const dPrev = this.delta[l - 1];
+      K.gemmAB(rows, n, k, this.delta[l], this.W[l], dPrev);
+      const layer = this.spec.layers[l - 1];
+      const mask = this.mask[l - 1];
+      const z = this.z[l - 1];
+      const h = this.h[l - 1];
+      const cnt = rows * k;
+      if (mask) for (let i = 0; i < cnt; i++) dPrev[i] *= mask[i];
+      if (layer.activation === 'relu') K.reluGrad(cnt, dPrev, h);
+      else derivativeInPlace(layer.activation, dPrev, z, h, cnt, this.slope);
     }
   }
 }

@@ -3,7 +3,7 @@ import { EarlyStopping } from './early-stopping.js';
 import { ConfigError } from './errors.js';
 import { initParams } from './init.js';
 import type { KernelName } from './kernels/index.js';
-import { LeafComputer, treeBuffers } from './leaf.js';
+import { LeafComputer, leafChunkRows, treeBuffers } from './leaf.js';
 import { type EvalResult, evaluate } from './metrics.js';
 import { Network, kernelsForModel } from './network.js';
 import { type OptimizerConfig, type OptimizerState, createOptimizerState, validateOptimizerConfig } from './optim/index.js';
@@ -119,7 +119,7 @@ export function train(opts: TrainOptions): TrainResult {
   }
   if (batchSize > trainSet.n) throw new ConfigError('batchSize', `must be at most the training set size (${trainSet.n}), got ${batchSize}`);
 
-  const kernels = kernelsForModel(opts.kernel ?? 'js', spec, [leafSize, 256], treeBuffers(batchSize, leafSize));
+  const kernels = kernelsForModel(opts.kernel ?? 'js', spec, [leafChunkRows(leafSize), 256], treeBuffers(batchSize, leafSize));
   const computer = new LeafComputer(spec, trainSet, { leafSize, seed: seeds.dropout, kernels });
   const evalNet = new Network(spec, { maxRows: 256, kernels });
   const P = computer.paramCount;

@@ -1,4 +1,4 @@
-import { type Dataset, DptrainError, LeafComputer, alignedNodes, firstNonFinite, kernelsForModel, runSeeds, treeBuffers } from '@dptrain/core';
+import { type Dataset, DptrainError, LeafComputer, alignedNodes, firstNonFinite, kernelsForModel, leafChunkRows, runSeeds, treeBuffers } from '@dptrain/core';
 import { ProtocolError, ResultFrame, type ResultMessage, type TaskMessage, type WelcomeMessage } from '@dptrain/protocol';
 import type { FaultInjector } from './test-fault.js';
 
@@ -56,7 +56,7 @@ export class TaskRunner {
   ) {
     // the batch size is not known before the first task: room for nodes of up to 128 leaves
     // in the kernels' memory (larger nodes still work, their deeper levels in plain arrays)
-    const kernels = kernelsForModel(welcome.run.kernel, welcome.model, [welcome.run.leafSize], treeBuffers(128, 1));
+    const kernels = kernelsForModel(welcome.run.kernel, welcome.model, [leafChunkRows(welcome.run.leafSize)], treeBuffers(128, 1));
     this.computer = new LeafComputer(welcome.model, train, { leafSize: welcome.run.leafSize, seed: runSeeds(welcome.run.seed).dropout, kernels });
     this.paramCount = this.computer.paramCount;
     if (this.paramCount !== welcome.paramCount) {
