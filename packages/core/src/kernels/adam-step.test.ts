@@ -5,24 +5,20 @@ import { adamLoop } from '../optim/loops.js';
 import type { Kernels } from './types.js';
 import { jsKernels } from './js.js';
 import { adamStepJs, checkViews } from './check.js';
-import { createWasmKernels, wasmFmaSupported, wasmSupported } from './wasm/wasm.js';
-
-const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
+import { createWasmKernels, wasmSupported } from './wasm/wasm.js';
+import { STEP_SIZES, bits, expectOverlapsFollow, expectStep, fillMixed, method, places, stepViews, withWasm } from './test-util.js';
 
 type AdamStep = NonNullable<Kernels['adamStep']>;
 
-const kernels: Array<[string, () => Kernels]> = [
-  // the loop adamLoop runs without the kernel, and the WebAssembly kernels fall back to
-  ['js loop', () => ({ ...jsKernels, adamStep: (...a: Parameters<AdamStep>) => (checkViews('adamStep', a[0], { p: a[1], g: a[2], m: a[3], v: a[4] }), adamStepJs(...a)) })],
-];
-if (wasmSupported()) kernels.push(['wasm', () => createWasmKernels({ memoryMiB: 8 })]);
-if (wasmFmaSupported()) kernels.push(['wasm-fma', () => createWasmKernels({ memoryMiB: 8, fma: true })]);
+const kernels = withWasm(
+  [
+    // the loop adamLoop runs without the kernel, and the WebAssembly kernels fall back to
+    ['js loop', () => ({ ...jsKernels, adamStep: (...a: Parameters<AdamStep>) => (checkViews('adamStep', a[0], { p: a[1], g: a[2], m: a[3], v: a[4] }), adamStepJs(...a)) })],
+  ],
+  { memoryMiB: 8 },
+);
 
-function step(K: Kernels): AdamStep {
-  const f = K.adamStep;
-  if (f === undefined) throw new Error(`kernels ${K.name} lack adamStep`);
-  return f;
-}
+const step = (K: Kernels): AdamStep => method(K, 'adamStep');
 
 /** adamLoop's plain branch as it was written before the kernel: the definition, element by element. */
 function reference(n: number, p: Float32Array, src: Float32Array, m: Float32Array, v: Float32Array, lr: number, b1: number, b2: number, eps: number, bc1: number, bc2: number, decay: number): void {
@@ -39,17 +35,6 @@ function reference(n: number, p: Float32Array, src: Float32Array, m: Float32Arra
   }
 }
 
-/** Mixed magnitudes: normal draws times 2^-40 .. 2^40, with zeros, ±0, subnormals and the largest floats sprinkled in. */
-function mixed(rng: Rng, out: Float32Array, nonNegative = false): Float32Array {
-  const special = [0, -0, 2 ** -149, -(3 * 2 ** -149), 2 ** -126, 1e-40, 3.4028234663852886e38, -3.0e38, 1e30, -1e-30];
-  for (let i = 0; i < out.length; i++) {
-    const r = rng.nextInt(10);
-    out[i] = r === 0 ? special[rng.nextInt(special.length)] : rng.nextNormal() * 2 ** (rng.nextInt(81) - 40);
-    if (nonNegative) out[i] = Math.abs(out[i]);
-  }
-  return out;
-}
-
 /** (lr, β1, β2, ε, decay): adam's defaults, adamw, odd values, β1 = 0, tiny ε. */
 const CONFIGS: Array<[number, number, number, number, number]> = [
   [0.001, 0.9, 0.999, 1e-8, 0],
@@ -58,7 +43,6 @@ const CONFIGS: Array<[number, number, number, number, number]> = [
   [0.5, 0, 0.5, 1e-3, 0],
   [3e-4, 0.95, 0.9999, 1e-30, 3e-4 * 0.1],
 ];
-const SIZES = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 1001, 4098, 4099];
 
 describe.each(kernels)('%s kernels: adamStep', (_name, make) => {
   it("equals adamLoop's plain loop bit for bit (many n, several steps t, adam and adamw, views in and outside its memory)", () => {
@@ -66,36 +50,21 @@ describe.each(kernels)('%s kernels: adamStep', (_name, make) => {
     const rng = new Rng(61);
     let moved = 0;
     let checked = 0;
-    for (const n of SIZES) {
+    for (const n of STEP_SIZES) {
       for (const [lr, b1, b2, eps, decay] of CONFIGS) {
-        const where = [rng.nextInt(2) === 1, rng.nextInt(2) === 1, rng.nextInt(2) === 1, rng.nextInt(2) === 1];
-        if (n === 4099) where.fill(true); // all in place once for sure
-        if (n === 4098) where.fill(false); // and all copied once
-        const [p, g, m, v] = where.map((inside) => (inside ? K.alloc(n + 1) : new Float32Array(n + 1)));
-        mixed(rng, p);
-        mixed(rng, m);
-        mixed(rng, v, true);
+        const where = places(rng, 4, n);
+        const views = stepViews(K, rng, where, n + 1, [false, true], false);
+        const { p, g, slots: [m, v] } = views;
         const want = [p, m, v].map((a) => Float32Array.from(a));
         const loop = [p, m, v].map((a) => Float32Array.from(a));
         for (let t = 1; t <= 4; t++) {
-          mixed(rng, g);
+          fillMixed(rng, g);
           const bc1 = 1 - Math.pow(b1, t);
           const bc2 = 1 - Math.pow(b2, t);
           const what = `n=${n} lr=${lr} b1=${b1} decay=${decay} t=${t} in=${where.join(',')}`;
           reference(n, want[0], g, want[1], want[2], lr, b1, b2, eps, bc1, bc2, decay);
           adamLoop(loop[0].subarray(0, n), g, { scale: 1, l2: 0, l1: 0 }, loop[1], loop[2], lr, { b1, b2, eps, bc1, bc2, decay });
-          const before = Float32Array.from(p);
-          const g0 = bits(g);
-          step(K).call(K, n, p, g, m, v, lr, b1, b2, eps, bc1, bc2, decay);
-          expect(bits(p), `${what}: p`).toEqual(bits(want[0]));
-          expect(bits(m), `${what}: m`).toEqual(bits(want[1]));
-          expect(bits(v), `${what}: v`).toEqual(bits(want[2]));
-          expect(bits(p), `${what}: adamLoop p`).toEqual(bits(loop[0]));
-          expect(bits(m), `${what}: adamLoop m`).toEqual(bits(loop[1]));
-          expect(bits(v), `${what}: adamLoop v`).toEqual(bits(loop[2]));
-          expect(bits(g), `${what}: g read-only`).toEqual(g0);
-          expect(p[n], `${what}: past n`).toBe(before[n]);
-          for (let i = 0; i < n; i++) if (!Object.is(p[i], before[i])) moved++;
+          moved += expectStep(what, n, views, ['m', 'v'], want, loop, () => step(K).call(K, n, p, g, m, v, lr, b1, b2, eps, bc1, bc2, decay));
           checked += n;
         }
       }
@@ -106,9 +75,8 @@ describe.each(kernels)('%s kernels: adamStep', (_name, make) => {
 
   it('follows the JS loop, element by element, for overlapping views (the same view, or shifted by 1..3 elements)', () => {
     const K = make();
-    const rng = new Rng(62);
     // offsets of p, g, m, v in blocks of 40 (n <= 33), with one overlap each
-    const pairs: Array<[number, number, number, number]> = [
+    const layouts = [
       [0, 40, 0, 80], // p = m
       [0, 0, 40, 80], // p = g
       [0, 40, 80, 80], // m = v
@@ -117,20 +85,15 @@ describe.each(kernels)('%s kernels: adamStep', (_name, make) => {
       [0, 43, 40, 80], // g and m shifted by 3
       [81, 40, 120, 80], // p and v shifted by 1
     ];
-    for (const n of [1, 2, 3, 5, 8, 33]) {
-      for (const [pAt, gAt, mAt, vAt] of pairs) {
-        for (const inMemory of [true, false]) {
-          const len = 200;
-          const buf = inMemory ? K.alloc(len) : new Float32Array(len);
-          for (let i = 0; i < len; i++) buf[i] = Math.abs(rng.nextNormal()) * 4;
-          const want = Float32Array.from(buf);
-          const args = [0.01, 0.9, 0.999, 1e-8, 1 - 0.9 ** 3, 1 - 0.999 ** 3, 1e-4] as const;
-          reference(n, want.subarray(pAt), want.subarray(gAt), want.subarray(mAt), want.subarray(vAt), ...args);
-          step(K).call(K, n, buf.subarray(pAt), buf.subarray(gAt), buf.subarray(mAt), buf.subarray(vAt), ...args);
-          expect(bits(buf), `n=${n} at=${[pAt, gAt, mAt, vAt].join(',')} ${inMemory ? 'in' : 'out'}`).toEqual(bits(want));
-        }
-      }
-    }
+    const args = [0.01, 0.9, 0.999, 1e-8, 1 - 0.9 ** 3, 1 - 0.999 ** 3, 1e-4] as const;
+    expectOverlapsFollow(
+      K,
+      new Rng(62),
+      200,
+      layouts,
+      (n, [p, g, m, v]) => reference(n, p, g, m, v, ...args),
+      (n, [p, g, m, v]) => step(K).call(K, n, p, g, m, v, ...args),
+    );
   });
 
   it('passes non-finite values through as the JS loop does (no check of its own)', () => {
@@ -181,12 +144,7 @@ describe.runIf(wasmSupported())('wasm adamStep when scratch is short', () => {
     const rng = new Rng(63);
     const n = 100_003; // four foreign copies of 400 kB do not fit in 1 MiB; two do
     for (const inside of [false, true]) {
-      const p = inside ? K.alloc(n) : new Float32Array(n);
-      const [g, m, v] = [0, 1, 2].map(() => new Float32Array(n));
-      mixed(rng, p);
-      mixed(rng, g);
-      mixed(rng, m);
-      mixed(rng, v, true);
+      const { p, g, slots: [m, v] } = stepViews(K, rng, [inside, false, false, false], n, [false, true], true);
       const want = [p, m, v].map((a) => Float32Array.from(a));
       const a = [0.001, 0.9, 0.999, 1e-8, 1 - 0.9 ** 7, 1 - 0.999 ** 7, 1e-5] as const;
       reference(n, want[0], g, want[1], want[2], ...a);

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../rng.js';
 import { ShapeError } from '../errors.js';
-import type { Kernels } from './types.js';
 import { referenceKernels } from './reference.js';
 import { jsKernels } from './js.js';
 import { createWasmKernels, wasmSupported } from './wasm/wasm.js';
+import { bits, buffer, withWasm } from './test-util.js';
 
 /** Values over many binades, with exact cancellations and signed zeros, so rounding is exercised. */
 function values(rng: Rng, n: number): Float32Array {
@@ -23,13 +23,7 @@ function expected(dst: Float32Array, src: Float32Array, n: number): Float32Array
   return out;
 }
 
-const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
-
-const kernels: Array<[string, () => Kernels]> = [
-  ['reference', () => referenceKernels],
-  ['js', () => jsKernels],
-];
-if (wasmSupported()) kernels.push(['wasm', () => createWasmKernels({ memoryMiB: 4 })]);
+const kernels = withWasm([['reference', () => referenceKernels], ['js', () => jsKernels]], { memoryMiB: 4, fma: false });
 
 describe.each(kernels)('%s kernels: add', (_name, make) => {
   const K = make();
@@ -113,7 +107,7 @@ describe.each(kernels)('%s kernels: firstNonFinite', (_name, make) => {
     const rng = new Rng(11);
     for (const n of [1, 3, 4, 5, 15, 16, 17, 64, 1001]) {
       for (const inMemory of [true, false]) {
-        const x = inMemory ? K.alloc(n + 2) : new Float32Array(n + 2);
+        const x = buffer(K, inMemory, n + 2);
         x.set(values(rng, n + 2));
         x[n] = Number.NaN; // beyond n: never looked at
         expect(K.firstNonFinite(n, x), `n=${n}`).toBe(-1);

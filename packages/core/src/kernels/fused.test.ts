@@ -1,17 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../rng.js';
-import type { Kernels } from './types.js';
 import { referenceKernels } from './reference.js';
 import { jsKernels } from './js.js';
-import { createWasmKernels, wasmSupported } from './wasm/wasm.js';
+import { bits, buffer, withWasm } from './test-util.js';
 
-const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
-
-const kernels: Array<[string, () => Kernels]> = [
-  ['reference', () => referenceKernels],
-  ['js', () => jsKernels],
-];
-if (wasmSupported()) kernels.push(['wasm', () => createWasmKernels({ memoryMiB: 8 })]);
+const kernels = withWasm([['reference', () => referenceKernels], ['js', () => jsKernels]], { memoryMiB: 8, fma: false });
 
 describe.each(kernels)('%s kernels: gemmABt with fused ReLU', (_name, make) => {
   it('stores x > 0 ? x : 0 of exactly the values the plain product stores, on edge-tile shapes', () => {
@@ -58,8 +51,8 @@ describe.each(kernels)('%s kernels: backward element-wise passes', (_name, make)
     const rng = new Rng(22);
     for (const n of [1, 3, 4, 5, 17, 1001]) {
       for (const inMemory of [true, false]) {
-        const d = inMemory ? K.alloc(n + 1) : new Float32Array(n + 1);
-        const h = inMemory ? K.alloc(n) : new Float32Array(n);
+        const d = buffer(K, inMemory, n + 1);
+        const h = buffer(K, inMemory, n);
         for (let i = 0; i <= n; i++) d[i] = rng.nextNormal();
         for (let i = 0; i < n; i++) h[i] = [Number.NaN, 0, -0, -1, 2.5, rng.nextNormal()][rng.nextInt(6)];
         const want = Float32Array.from(d, (v, i) => (i < n ? (h[i] > 0 ? v : 0) : v));
@@ -74,10 +67,10 @@ describe.each(kernels)('%s kernels: backward element-wise passes', (_name, make)
     const rng = new Rng(23);
     for (const [rows, n] of [[1, 1], [3, 5], [32, 256], [7, 10], [33, 130]]) {
       for (const inMemory of [true, false]) {
-        const d = inMemory ? K.alloc(rows * n) : new Float32Array(rows * n);
+        const d = buffer(K, inMemory, rows * n);
         // large and small magnitudes, so float32 accumulation would round differently
         for (let i = 0; i < d.length; i++) d[i] = rng.nextNormal() * 2 ** (rng.nextInt(40) - 20);
-        const out = inMemory ? K.alloc(n + 1) : new Float32Array(n + 1);
+        const out = buffer(K, inMemory, n + 1);
         out[n] = 42;
         const want = new Float32Array(n + 1);
         want[n] = 42;
@@ -119,7 +112,7 @@ describe.each(kernels)('%s kernels: the update passes', (_name, make) => {
     for (const n of [1, 2, 3, 4, 5, 7, 8, 17, 1001]) {
       for (const b of [512, 98, 1, 3]) {
         for (const inMemory of [true, false]) {
-          const g = inMemory ? K.alloc(n + 1) : new Float32Array(n + 1);
+          const g = buffer(K, inMemory, n + 1);
           for (let i = 0; i <= n; i++) g[i] = rng.nextNormal() * 2 ** (rng.nextInt(60) - 30);
           if (n > 2) g[2] = 294 * 2 ** -149; // x / 98 and x · (1/98) round apart here
           const want = Float32Array.from(g);
@@ -146,8 +139,8 @@ describe.each(kernels)('%s kernels: the update passes', (_name, make) => {
     const rng = new Rng(32);
     for (const n of [1, 3, 4, 5, 17, 1001]) {
       for (const inMemory of [true, false]) {
-        const p = inMemory ? K.alloc(n + 1) : new Float32Array(n + 1);
-        const g = inMemory ? K.alloc(n) : new Float32Array(n);
+        const p = buffer(K, inMemory, n + 1);
+        const g = buffer(K, inMemory, n);
         for (let i = 0; i <= n; i++) p[i] = rng.nextNormal();
         for (let i = 0; i < n; i++) g[i] = rng.nextNormal() * 1e-3;
         const lr = 0.05;

@@ -5,24 +5,20 @@ import type { Kernels } from './types.js';
 import { referenceKernels } from './reference.js';
 import { jsKernels } from './js.js';
 import { checkElementwise, sgdMeanStepJs } from './check.js';
-import { createWasmKernels, wasmFmaSupported, wasmSupported } from './wasm/wasm.js';
+import { createWasmKernels, wasmSupported } from './wasm/wasm.js';
+import { bits, buffer, method, withWasm } from './test-util.js';
 
-const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
-
-const kernels: Array<[string, () => Kernels]> = [
-  ['reference', () => referenceKernels],
-  // the loop the WebAssembly kernels fall back to (the plain-JS kernels themselves take the two passes)
-  ['js loop', () => ({ ...jsKernels, sgdMeanStep: (n: number, p: Float32Array, g: Float32Array, b: number, lr: number) => (checkElementwise('sgdMeanStep', n, p, g), sgdMeanStepJs(n, p, g, b, lr)) })],
-];
-if (wasmSupported()) kernels.push(['wasm', () => createWasmKernels({ memoryMiB: 8 })]);
-if (wasmFmaSupported()) kernels.push(['wasm-fma', () => createWasmKernels({ memoryMiB: 8, fma: true })]);
+const kernels = withWasm(
+  [
+    ['reference', () => referenceKernels],
+    // the loop the WebAssembly kernels fall back to (the plain-JS kernels themselves take the two passes)
+    ['js loop', () => ({ ...jsKernels, sgdMeanStep: (n: number, p: Float32Array, g: Float32Array, b: number, lr: number) => (checkElementwise('sgdMeanStep', n, p, g), sgdMeanStepJs(n, p, g, b, lr)) })],
+  ],
+  { memoryMiB: 8 },
+);
 
 /** The kernel's sgdMeanStep (every kernel set of KERNEL_NAMES has one). */
-function fused(K: Kernels): NonNullable<Kernels['sgdMeanStep']> {
-  const f = K.sgdMeanStep;
-  if (f === undefined) throw new Error(`kernels ${K.name} lack sgdMeanStep`);
-  return f;
-}
+const fused = (K: Kernels): NonNullable<Kernels['sgdMeanStep']> => method(K, 'sgdMeanStep');
 
 /**
  * Values of mixed magnitudes: a normal draw times 2^-30 .. 2^30 (wide) or 2^-4 .. 2^4 (narrow, where
@@ -52,8 +48,8 @@ describe.each(kernels)('%s kernels: sgdMeanStep', (_name, make) => {
     for (const n of SIZES) {
       for (const b of BATCHES) {
         for (const [pIn, gIn, wide] of [[true, true, true], [false, false, false], [true, false, false], [false, true, true], [true, true, false]]) {
-          const p = pIn ? K.alloc(n + 1) : new Float32Array(n + 1);
-          const g = gIn ? K.alloc(n + 1) : new Float32Array(n + 1);
+          const p = buffer(K, pIn, n + 1);
+          const g = buffer(K, gIn, n + 1);
           for (let i = 0; i <= n; i++) p[i] = rng.nextNormal();
           mixed(rng, g, wide);
           const wp = Float32Array.from(p);
@@ -89,7 +85,7 @@ describe.each(kernels)('%s kernels: sgdMeanStep', (_name, make) => {
       for (const shift of [0, 1, 2, 3, 4, 5, -1, -3]) {
         for (const inMemory of [true, false]) {
           const len = n + 12;
-          const buf = inMemory ? K.alloc(len) : new Float32Array(len);
+          const buf = buffer(K, inMemory, len);
           for (let i = 0; i < len; i++) buf[i] = rng.nextNormal() * 8;
           const want = Float32Array.from(buf);
           const pAt = 6;
@@ -144,7 +140,7 @@ describe.runIf(wasmSupported())('wasm sgdMeanStep when scratch is short', () => 
     const rng = new Rng(53);
     const n = 150_001; // two foreign copies of 600 kB do not fit in 1 MiB; one does
     for (const pIn of [false, true]) {
-      const p = pIn ? K.alloc(n) : new Float32Array(n);
+      const p = buffer(K, pIn, n);
       const g = mixed(rng, new Float32Array(n));
       for (let i = 0; i < n; i++) p[i] = rng.nextNormal();
       const wp = Float32Array.from(p);

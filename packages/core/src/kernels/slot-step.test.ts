@@ -5,19 +5,11 @@ import { adagradLoop, momentumLoop, rmspropLoop } from '../optim/loops.js';
 import type { Kernels } from './types.js';
 import { jsKernels } from './js.js';
 import { adagradStepJs, checkViews, momentumStepJs, rmspropStepJs } from './check.js';
-import { createWasmKernels, wasmFmaSupported, wasmSupported } from './wasm/wasm.js';
+import { createWasmKernels, wasmSupported } from './wasm/wasm.js';
+import { STEP_SIZES, expectOverlapsFollow, expectStep, fillMixed, firstDiff, method, places, stepViews, withWasm } from './test-util.js';
 
 // momentumStep, rmspropStep and adagradStep: the one-slot optimizer steps for plain terms.
 
-const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
-/** The first index where a and b differ in bits (or in length), else -1: fast on long arrays. */
-function firstDiff(a: Float32Array, b: Float32Array): number {
-  const x = new Uint32Array(a.buffer, a.byteOffset, a.length);
-  const y = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  if (x.length !== y.length) return Math.min(x.length, y.length);
-  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return i;
-  return -1;
-}
 const PLAIN = { scale: 1, l2: 0, l1: 0 };
 
 type Args = number[];
@@ -35,11 +27,6 @@ interface Op {
   squares: boolean;
 }
 
-const need = <T>(f: T | undefined, what: string): T => {
-  if (f === undefined) throw new Error(`kernels lack ${what}`);
-  return f;
-};
-
 const momentum = (nesterov: boolean): Op => ({
   method: 'momentumStep',
   reference(n, p, src, vel, [lr, mu]) {
@@ -51,7 +38,7 @@ const momentum = (nesterov: boolean): Op => ({
   },
   js: (n, p, g, s, [lr, mu]) => momentumStepJs(n, p, g, s, lr, mu, nesterov),
   loop: (p, g, s, [lr, mu]) => momentumLoop(p, g, PLAIN, s, lr, mu, nesterov),
-  call: (K, n, p, g, s, [lr, mu]) => need(K.momentumStep, 'momentumStep').call(K, n, p, g, s, lr, mu, nesterov),
+  call: (K, n, p, g, s, [lr, mu]) => method(K, 'momentumStep').call(K, n, p, g, s, lr, mu, nesterov),
   configs: [[0.01, 0.9], [0.1, 0.99], [0.0123, 0.5], [0.5, 0], [3e-4, 0.95]],
   squares: false,
 });
@@ -74,7 +61,7 @@ const OPS: Array<[string, Op]> = [
       },
       js: (n, p, g, s, [lr, rho, eps]) => rmspropStepJs(n, p, g, s, lr, rho, eps),
       loop: (p, g, s, [lr, rho, eps]) => rmspropLoop(p, g, PLAIN, s, lr, rho, eps),
-      call: (K, n, p, g, s, [lr, rho, eps]) => need(K.rmspropStep, 'rmspropStep').call(K, n, p, g, s, lr, rho, eps),
+      call: (K, n, p, g, s, [lr, rho, eps]) => method(K, 'rmspropStep').call(K, n, p, g, s, lr, rho, eps),
       configs: [[0.001, 0.9, 1e-8], [0.01, 0.99, 1e-7], [0.0123, 0.37, 1e-3], [0.5, 0, 1e-30], [3e-4, 0.999, 1e-8]],
       squares: true,
     },
@@ -93,7 +80,7 @@ const OPS: Array<[string, Op]> = [
       },
       js: (n, p, g, s, [lr, eps]) => adagradStepJs(n, p, g, s, lr, eps),
       loop: (p, g, s, [lr, eps]) => adagradLoop(p, g, PLAIN, s, lr, eps),
-      call: (K, n, p, g, s, [lr, eps]) => need(K.adagradStep, 'adagradStep').call(K, n, p, g, s, lr, eps),
+      call: (K, n, p, g, s, [lr, eps]) => method(K, 'adagradStep').call(K, n, p, g, s, lr, eps),
       configs: [[0.01, 1e-8], [0.1, 1e-10], [0.0123, 1e-3], [0.5, 1e-30]],
       squares: true,
     },
@@ -110,22 +97,8 @@ function jsLoopKernels(): Kernels {
   };
 }
 
-const kernels: Array<[string, () => Kernels]> = [['js loop', jsLoopKernels]];
-if (wasmSupported()) kernels.push(['wasm', () => createWasmKernels({ memoryMiB: 8 })]);
-if (wasmFmaSupported()) kernels.push(['wasm-fma', () => createWasmKernels({ memoryMiB: 8, fma: true })]);
+const kernels = withWasm([['js loop', jsLoopKernels]], { memoryMiB: 8 });
 
-/** Mixed magnitudes: normal draws times 2^-40 .. 2^40, with zeros, ±0, subnormals and the largest floats sprinkled in. */
-function mixed(rng: Rng, out: Float32Array, nonNegative = false): Float32Array {
-  const special = [0, -0, 2 ** -149, -(3 * 2 ** -149), 2 ** -126, 1e-40, 3.4028234663852886e38, -3.0e38, 1e30, -1e-30];
-  for (let i = 0; i < out.length; i++) {
-    const r = rng.nextInt(10);
-    out[i] = r === 0 ? special[rng.nextInt(special.length)] : rng.nextNormal() * 2 ** (rng.nextInt(81) - 40);
-    if (nonNegative) out[i] = Math.abs(out[i]);
-  }
-  return out;
-}
-
-const SIZES = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 1001, 4098, 4099];
 const cases = kernels.flatMap(([k, make]) => OPS.map(([o, op]) => [k, o, make, op] as const));
 
 describe.each(cases)('%s kernels: %s step', (_k, _o, make, op) => {
@@ -134,31 +107,19 @@ describe.each(cases)('%s kernels: %s step', (_k, _o, make, op) => {
     const rng = new Rng(81);
     let moved = 0;
     let checked = 0;
-    for (const n of SIZES) {
+    for (const n of STEP_SIZES) {
       for (const a of op.configs) {
-        const where = [rng.nextInt(2) === 1, rng.nextInt(2) === 1, rng.nextInt(2) === 1];
-        if (n === 4099) where.fill(true);
-        if (n === 4098) where.fill(false);
-        const [p, g, s] = where.map((inside) => (inside ? K.alloc(n + 1) : new Float32Array(n + 1)));
-        mixed(rng, p);
-        mixed(rng, s, op.squares);
+        const where = places(rng, 3, n);
+        const views = stepViews(K, rng, where, n + 1, [op.squares], false);
+        const { p, g, slots: [s] } = views;
         const want = [p, s].map((x) => Float32Array.from(x));
         const loop = [p, s].map((x) => Float32Array.from(x));
         for (let t = 1; t <= 3; t++) {
-          mixed(rng, g);
+          fillMixed(rng, g);
           const what = `n=${n} args=${a.join(',')} t=${t} in=${where.join(',')}`;
           op.reference(n, want[0], g, want[1], a);
           op.loop(loop[0].subarray(0, n), g, loop[1], a);
-          const before = Float32Array.from(p);
-          const g0 = Float32Array.from(g);
-          op.call(K, n, p, g, s, a);
-          expect(firstDiff(p, want[0]), `${what}: p`).toBe(-1);
-          expect(firstDiff(s, want[1]), `${what}: slot`).toBe(-1);
-          expect(firstDiff(p, loop[0]), `${what}: loop p`).toBe(-1);
-          expect(firstDiff(s, loop[1]), `${what}: loop slot`).toBe(-1);
-          expect(firstDiff(g, g0), `${what}: g read-only`).toBe(-1);
-          expect(p[n], `${what}: past n`).toBe(before[n]);
-          for (let i = 0; i < n; i++) if (!Object.is(p[i], before[i])) moved++;
+          moved += expectStep(what, n, views, ['slot'], want, loop, () => op.call(K, n, p, g, s, a));
           checked += n;
         }
       }
@@ -169,27 +130,22 @@ describe.each(cases)('%s kernels: %s step', (_k, _o, make, op) => {
 
   it('follows the JS loop for overlapping views (the same view, or shifted by 1..3 elements)', () => {
     const K = make();
-    const rng = new Rng(82);
-    const layouts: Array<[number, number, number]> = [
+    const layouts = [
       [0, 40, 0], // p = s
       [0, 0, 40], // p = g
       [40, 80, 81], // g and s shifted by 1
       [2, 0, 80], // p and g shifted by 2
       [83, 40, 80], // p and s shifted by 3
     ];
-    for (const n of [1, 2, 3, 5, 8, 33]) {
-      for (const [pAt, gAt, sAt] of layouts) {
-        for (const inMemory of [true, false]) {
-          const buf = inMemory ? K.alloc(160) : new Float32Array(160);
-          for (let i = 0; i < buf.length; i++) buf[i] = Math.abs(rng.nextNormal()) * 4;
-          const want = Float32Array.from(buf);
-          const a = op.configs[1];
-          op.js(n, want.subarray(pAt), want.subarray(gAt), want.subarray(sAt), a);
-          op.call(K, n, buf.subarray(pAt), buf.subarray(gAt), buf.subarray(sAt), a);
-          expect(bits(buf), `n=${n} at=${[pAt, gAt, sAt].join(',')} ${inMemory ? 'in' : 'out'}`).toEqual(bits(want));
-        }
-      }
-    }
+    const a = op.configs[1];
+    expectOverlapsFollow(
+      K,
+      new Rng(82),
+      160,
+      layouts,
+      (n, [p, g, s]) => op.js(n, p, g, s, a),
+      (n, [p, g, s]) => op.call(K, n, p, g, s, a),
+    );
   });
 
   it('passes non-finite values through as the JS loop does', () => {
@@ -237,11 +193,7 @@ describe.runIf(wasmSupported())('wasm one-slot steps when scratch is short', () 
     const rng = new Rng(83);
     const n = 90_001; // three foreign copies of 360 kB do not fit in 1 MiB, nor two beside an alloc of 360 kB
     for (const inside of [false, true]) {
-      const p = inside ? K.alloc(n) : new Float32Array(n);
-      const [g, s] = [0, 1].map(() => new Float32Array(n));
-      mixed(rng, p);
-      mixed(rng, g);
-      mixed(rng, s, op.squares);
+      const { p, g, slots: [s] } = stepViews(K, rng, [inside, false, false], n, [op.squares], true);
       const want = [p, s].map((x) => Float32Array.from(x));
       op.reference(n, want[0], g, want[1], op.configs[0]);
       op.call(K, n, p, g, s, op.configs[0]);
