@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { train } from './train.js';
-import { blobs, spirals, splitDataset, xorDataset } from './data/index.js';
+import { runSeeds, train } from './train.js';
+import { EpochSampler, blobs, spirals, splitDataset, xorDataset } from './data/index.js';
+import { initParams } from './init.js';
+import { getKernels, wasmSupported } from './kernels/index.js';
+import { LeafComputer } from './leaf.js';
+import { createOptimizerState, validateOptimizerConfig } from './optim/index.js';
 import type { ModelSpec } from './spec.js';
+import { leafCount, nextPow2 } from './tree.js';
+import { applyUpdate } from './update.js';
 
 describe('train (single process)', () => {
   it('learns XOR to 100 % accuracy', () => {
@@ -44,6 +50,34 @@ describe('train (single process)', () => {
     expect(Array.from(w2.params)).toEqual(Array.from(w1.params));
     for (let i = 0; i < j.params.length; i++) expect(w1.params[i]).toBeCloseTo(j.params[i], 4);
     expect(Math.abs(w1.test.accuracy - j.test.accuracy)).toBeLessThan(0.05);
+  });
+
+  it.runIf(wasmSupported())('keeps params and Adam\'s state in the kernels\' memory: the bits of the same steps on plain arrays, returned as plain copies', () => {
+    const data = splitDataset(blobs(300, { seed: 2, centers: 3 }), { testFraction: 0.2, shuffle: true, seed: 1 });
+    const spec: ModelSpec = { inputSize: 2, layers: [{ units: 12, activation: 'tanh' }, { units: 3, activation: 'softmax' }], loss: 'softmax_cross_entropy' };
+    const optimizer = { name: 'adam' as const, lr: 0.01 };
+    const r = train({ spec, data, optimizer, batchSize: 48, leafSize: 8, steps: 25, seed: 4, kernel: 'wasm' });
+    // the same run by hand, as train() stepped before: params, gradient and state in plain arrays
+    const seeds = runSeeds(4);
+    const K = getKernels('wasm');
+    const computer = new LeafComputer(spec, data.train, { leafSize: 8, seed: seeds.dropout, kernels: K });
+    const params = initParams(spec, seeds.init);
+    const state = createOptimizerState({ name: 'adam' }, params.length);
+    const grad = new Float32Array(params.length);
+    const sampler = new EpochSampler({ n: data.train.n, batchSize: 48, seed: seeds.sampler, shuffle: true });
+    for (let step = 0; step < 25; step++) {
+      const b = sampler.next();
+      const L = leafCount(b.indices.length, 8);
+      computer.setParams(params);
+      computer.computeNode({ step, leafCount: L, batchSize: b.indices.length, indices: b.indices, indexBase: 0 }, { lo: 0, size: nextPow2(L) }, grad);
+      applyUpdate(params, grad, b.indices.length, validateOptimizerConfig(optimizer), state, step, K);
+    }
+    const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
+    expect(bits(r.params)).toEqual(bits(params));
+    expect(r.optimizer.state.t).toBe(25);
+    for (const slot of ['m', 'v']) expect(bits(r.optimizer.state.slots[slot]), slot).toEqual(bits(state.slots[slot]));
+    // plain arrays of their own, not views of the kernels' memory
+    for (const a of [r.params, r.optimizer.state.slots.m, r.optimizer.state.slots.v]) expect(a.buffer.byteLength).toBe(a.byteLength);
   });
 
   it('early stopping stops and restores the best weights', () => {

@@ -2,11 +2,11 @@ import { type Dataset, type DatasetSplit, EpochSampler, splitDataset } from './d
 import { EarlyStopping } from './early-stopping.js';
 import { ConfigError } from './errors.js';
 import { initParams } from './init.js';
-import type { KernelName } from './kernels/index.js';
+import { type KernelName, allocOrPlain } from './kernels/index.js';
 import { LeafComputer, leafChunkRows, treeBuffers } from './leaf.js';
 import { type EvalResult, evaluate } from './metrics.js';
 import { Network, kernelsForModel } from './network.js';
-import { type OptimizerConfig, type OptimizerState, createOptimizerState, validateOptimizerConfig } from './optim/index.js';
+import { type OptimizerConfig, type OptimizerState, createOptimizerState, optimizerSlotNames, validateOptimizerConfig } from './optim/index.js';
 import { deriveSeed } from './rng.js';
 import { type ModelSpec, validateModelSpec } from './spec.js';
 import { leafCount, nextPow2 } from './tree.js';
@@ -119,13 +119,19 @@ export function train(opts: TrainOptions): TrainResult {
   }
   if (batchSize > trainSet.n) throw new ConfigError('batchSize', `must be at most the training set size (${trainSet.n}), got ${batchSize}`);
 
-  const kernels = kernelsForModel(opts.kernel ?? 'js', spec, [leafChunkRows(leafSize), 256], treeBuffers(batchSize, leafSize));
+  // room in the kernels' memory for the tree, the parameters and the optimizer's state: the
+  // update's passes then run there without copies, as in the coordinator
+  const slots = optimizerSlotNames(optimizer.name);
+  const kernels = kernelsForModel(opts.kernel ?? 'js', spec, [leafChunkRows(leafSize), 256], treeBuffers(batchSize, leafSize) + 1 + slots.length);
   const computer = new LeafComputer(spec, trainSet, { leafSize, seed: seeds.dropout, kernels });
   const evalNet = new Network(spec, { maxRows: 256, kernels });
   const P = computer.paramCount;
-  const params = opts.initParams ? Float32Array.from(opts.initParams) : initParams(spec, seeds.init);
-  if (params.length !== P) throw new ConfigError('initParams', `expected ${P} values for this model, got ${params.length}`);
+  const start = opts.initParams ?? initParams(spec, seeds.init);
+  if (start.length !== P) throw new ConfigError('initParams', `expected ${P} values for this model, got ${start.length}`);
+  const params = allocOrPlain(kernels, P);
+  params.set(start);
   const state = createOptimizerState(optimizer, P);
+  for (const slot of slots) state.slots[slot] = allocOrPlain(kernels, P);
   const sampler = new EpochSampler({ n: trainSet.n, batchSize, seed: seeds.sampler, shuffle: opts.shuffle ?? true });
   const perEpoch = Math.ceil(trainSet.n / batchSize);
   const totalSteps = opts.steps ?? (opts.epochs ?? 1) * perEpoch;
@@ -138,7 +144,6 @@ export function train(opts: TrainOptions): TrainResult {
       })
     : undefined;
 
-  const grad = new Float32Array(P);
   const history: EpochInfo[] = [];
   let epochLoss = 0;
   let epochCorrect = 0;
@@ -152,7 +157,8 @@ export function train(opts: TrainOptions): TrainResult {
     const B = b.indices.length;
     const L = leafCount(B, leafSize);
     computer.setParams(params);
-    const st = computer.computeNode({ step, leafCount: L, batchSize: B, indices: b.indices, indexBase: 0 }, { lo: 0, size: nextPow2(L) }, grad);
+    // the batch's gradient sum stays where the tree summed it (the update may rewrite it: the next step overwrites it anyway)
+    const { stats: st, grad } = computer.computeNodeView({ step, leafCount: L, batchSize: B, indices: b.indices, indexBase: 0 }, { lo: 0, size: nextPow2(L) });
     const up = applyUpdate(params, grad, B, optimizer, state, step, kernels);
     step++;
     epochLoss += st.lossSum;
@@ -182,5 +188,7 @@ export function train(opts: TrainOptions): TrainResult {
     }
   }
   const test = evaluate(evalNet, params, opts.data.test, { confusion: true });
-  return { params, optimizer: { config: optimizer, state }, steps: step, epochs: epochsDone, stoppedEarly, test, history };
+  // the result owns plain copies, not views of the kernels' memory
+  const finalState: OptimizerState = { t: state.t, slots: Object.fromEntries(Object.entries(state.slots).map(([k, v]) => [k, Float32Array.from(v)])) };
+  return { params: Float32Array.from(params), optimizer: { config: optimizer, state: finalState }, steps: step, epochs: epochsDone, stoppedEarly, test, history };
 }
