@@ -3,6 +3,7 @@ import { blobs } from './data/index.js';
 import { initParams } from './init.js';
 import { type Kernels, availableKernels } from './kernels/index.js';
 import { CHUNK_ROWS, LeafComputer, leafChunkRows, treeBuffers } from './leaf.js';
+import { nodeDefinition } from './leaf-test-util.js';
 import { Network, kernelsForModel } from './network.js';
 import type { ModelSpec } from './spec.js';
 import { alignedNodes, leafCount, nextPow2 } from './tree.js';
@@ -50,40 +51,10 @@ const data1 = { ...data3, outputSize: 1, y: Float32Array.from({ length: data3.n 
 const SEED = 5;
 const STEP = 3;
 
-interface Sum {
-  grad: Float32Array;
-  lossSum: number;
-  correct: number;
-  samples: number;
-}
-
 /** The definition: each leaf by its own pass on a network of leafSize rows, summed by the fixed tree. */
-function definition(spec: ModelSpec, K: Kernels, params: Float32Array, indices: number[], leaf: number, node: { lo: number; size: number }): Sum {
+function definition(spec: ModelSpec, K: Kernels, params: Float32Array, indices: number[], leaf: number, node: { lo: number; size: number }) {
   const data = spec.layers[spec.layers.length - 1].units === 1 ? data1 : data3;
-  const net = new Network(spec, { maxRows: leaf, kernels: K });
-  net.setParams(params);
-  const L = leafCount(indices.length, leaf);
-  const fin = spec.inputSize;
-  const fout = data.outputSize;
-  const sum = (lo: number, size: number): Sum | undefined => {
-    if (lo >= L) return undefined;
-    if (size === 1) {
-      const rows = Math.min(leaf, indices.length - lo * leaf);
-      const ids = indices.slice(lo * leaf, lo * leaf + rows);
-      ids.forEach((s, r) => {
-        net.input.set(data.x.subarray(s * fin, (s + 1) * fin), r * fin);
-        net.target.set(data.y.subarray(s * fout, (s + 1) * fout), r * fout);
-      });
-      const st = net.lossAndGrad(rows, { training: true, dropoutSeed: SEED, step: STEP, sampleIds: ids });
-      return { grad: Float32Array.from(net.grad), lossSum: st.lossSum, correct: st.correct, samples: rows };
-    }
-    const left = sum(lo, size / 2)!;
-    const right = sum(lo + size / 2, size / 2);
-    if (!right) return left;
-    for (let i = 0; i < left.grad.length; i++) left.grad[i] = Math.fround(left.grad[i] + right.grad[i]);
-    return { grad: left.grad, lossSum: left.lossSum + right.lossSum, correct: left.correct + right.correct, samples: left.samples + right.samples };
-  };
-  return sum(node.lo, node.size)!;
+  return nodeDefinition({ spec, data, kernels: K, params, indices, leafSize: leaf, seed: SEED, step: STEP, node });
 }
 
 describe('leafChunkRows', () => {

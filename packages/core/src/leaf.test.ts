@@ -4,6 +4,7 @@ import { DptrainError } from './errors.js';
 import { initParams } from './init.js';
 import { type Kernels, createWasmKernels, jsKernels, wasmSupported } from './kernels/index.js';
 import { LeafComputer, treeBuffers } from './leaf.js';
+import { nodeDefinition } from './leaf-test-util.js';
 import { Network, kernelsForModel } from './network.js';
 import type { ModelSpec } from './spec.js';
 import { alignedNodes, leafCount, nextPow2 } from './tree.js';
@@ -22,33 +23,9 @@ const LEAF = 8;
 const SEED = 11;
 const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
 
-/**
- * The definition, written out independently: every leaf's gradient by its own forward and
- * backward pass on a fresh network, then the tree of DESIGN.md (left + right, an empty right
- * half passes the left up) in plain float32 additions.
- */
+/** The definition (leaf-test-util.ts): every leaf by its own pass, summed by the fixed tree. */
 function definition(K: Kernels, params: Float32Array, indices: number[], step: number, node: { lo: number; size: number }): Float32Array {
-  const net = new Network(spec, { maxRows: LEAF, kernels: K });
-  net.setParams(params);
-  const L = leafCount(indices.length, LEAF);
-  const sum = (lo: number, size: number): Float32Array | undefined => {
-    if (lo >= L) return undefined;
-    if (size === 1) {
-      const rows = Math.min(LEAF, indices.length - lo * LEAF);
-      const ids = indices.slice(lo * LEAF, lo * LEAF + rows);
-      ids.forEach((s, r) => {
-        net.input.set(data.x.subarray(s * 5, s * 5 + 5), r * 5);
-        net.target.set(data.y.subarray(s * 3, s * 3 + 3), r * 3);
-      });
-      net.lossAndGrad(rows, { training: true, dropoutSeed: SEED, step, sampleIds: ids });
-      return Float32Array.from(net.grad);
-    }
-    const left = sum(lo, size / 2)!;
-    const right = sum(lo + size / 2, size / 2);
-    if (right) for (let i = 0; i < left.length; i++) left[i] = Math.fround(left[i] + right[i]);
-    return left;
-  };
-  return sum(node.lo, node.size)!;
+  return nodeDefinition({ spec, data, kernels: K, params, indices, leafSize: LEAF, seed: SEED, step, node }).grad;
 }
 
 const kernelSets: Array<[string, () => Kernels]> = [['js', () => jsKernels]];
