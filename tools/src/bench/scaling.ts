@@ -22,7 +22,7 @@ import { type KernelName, availableKernels, validateRunConfig } from '@dptrain/c
 import { headroomFromEnv, reserveHeapHeadroom } from '../heap-headroom.js';
 import { loadDataset } from '../data/index.js';
 import { type CodecThroughput, codecThroughput } from './codec-throughput.js';
-import { type HostCeiling, computeRate, hostCeiling } from './host-ceiling.js';
+import { type HostCeiling, hostCeiling } from './host-ceiling.js';
 import { type ScalingRunResult, type ScalingSummary, measureScalingRun, speedUp, summarizeRuns } from './scaling-run.js';
 import { type MachineInfo, W_LR, W_SPEC, fmt, fmtSummary, inFreshProcesses, isMain, machineInfo, parseFlags, table } from './util.js';
 
@@ -43,10 +43,6 @@ const FLAGS = {
   // internal: measure one run in this process and print its JSON
   'run-batch': { kind: 'int', min: 0, max: 1 << 20, default: 0 },
   'run-workers': { kind: 'int', min: 0, max: 256, default: 0 },
-  // internal: host ceiling child (see host-ceiling.ts)
-  'ceiling-batch': { kind: 'int', min: 0, max: 1 << 20, default: 0 },
-  'ceiling-start': { kind: 'int', min: 0, max: Number.MAX_SAFE_INTEGER, default: 0 },
-  'ceiling-ms': { kind: 'int', min: 1, max: 600_000, default: 2000 },
 } as const;
 
 /** One measured configuration: global batch × worker processes, transport and leaf split. */
@@ -92,7 +88,7 @@ export interface ScalingBenchResult {
   /** 2 workers over 1 worker, per batch size. */
   speedUps: Array<{ batchSize: number; ratio: number; min: number; max: number }>;
   codec: CodecThroughput;
-  /** Core alone, 1 process at batch 512 vs 2 processes at 256 at once: the best 2-worker speed-up of this host. */
+  /** Core alone, 1 process at batch 512 vs 2 processes at 256 at once (points[0]): the best 2-worker speed-up of this host. */
   ceiling: HostCeiling;
 }
 
@@ -170,11 +166,13 @@ export function scalingReport(r: ScalingBenchResult): string {
     ),
   ];
   const h = r.ceiling;
-  lines.push(
-    '',
-    `host ceiling, core alone (no sockets), ${r.options.repeat} repeats: 1 process at batch ${2 * h.batchSize}: ${fmtSummary(h.alone)} samples/s; ` +
-      `2 processes at ${h.batchSize} at once: ${fmtSummary(h.pair)} samples/s together = ${fmtSummary(h.ratio, 2)}×`,
-  );
+  for (const p of h.points) {
+    lines.push(
+      '',
+      `host ceiling, core alone (no sockets), ${h.repeat} repeats: 1 process at batch ${h.batchSize}: ${fmtSummary(p.alone)} samples/s; ` +
+        `${p.processes} processes at ${p.shareRows} at once: ${fmtSummary(p.together)} samples/s together = ${fmtSummary(p.ratio, 2)}×`,
+    );
+  }
   const inc = r.configs.reduce((a, c) => a + c.summary.incidents, 0);
   if (inc > 0) lines.push(`note: ${inc} reassigned/straggler event(s) during timed steps (their extra traffic is in the byte counts)`);
   const c = r.codec;
@@ -203,11 +201,6 @@ export function scalingReport(r: ScalingBenchResult): string {
 
 async function main(): Promise<void> {
   const flags = parseFlags(process.argv.slice(2), FLAGS);
-  if (flags['ceiling-batch'] > 0) {
-    const sps = await computeRate(flags['ceiling-batch'], flags.leaf, benchKernel(flags.fma), flags['ceiling-start'], flags['ceiling-ms']);
-    console.log(JSON.stringify({ samplesPerSec: sps }));
-    return;
-  }
   if (flags['run-batch'] > 0) {
     const c: ScalingConfig = { batchSize: flags['run-batch'], workers: Math.max(1, flags['run-workers']), shm: !flags.ws, balance: flags.speed ? 'speed' : 'even' };
     const r = await oneRun(c, flags.steps, flags.warmup, flags.leaf, benchKernel(flags.fma));
@@ -234,8 +227,8 @@ async function main(): Promise<void> {
       log(`  batch ${c.batchSize}, ${c.workers} worker(s) (${configLabel(c)}), run ${rep + 1}/${flags.repeat}: ${fmt(r.samplesPerSec)} samples/s, step ${fmt(r.phases.totalMs, 1)} ms`);
     }
   }
-  log('host ceiling (core alone: 1 process at batch 512 vs 2 processes at 256 at once)…');
-  const ceiling = await hostCeiling(script, 256, flags.leaf, flags.repeat, 2000, flags.fma ? ['--fma'] : []);
+  log('host ceiling (core alone: 1 process at batch 512 vs 2 processes at once, each with half the leaves)…');
+  const ceiling = await hostCeiling({ spec: W_SPEC, leafSize: flags.leaf, kernel, batchSize: 512, processes: [2], repeat: flags.repeat, durationMs: 2000 });
   log('protocol codec…');
   const codec = codecThroughput(1_000_000, flags['codec-runs']);
   const configs = configsToRun.map((c, i) => ({ ...c, runs: runs[i], summary: summarizeRuns(runs[i]) }));

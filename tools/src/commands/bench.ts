@@ -1,6 +1,7 @@
-import { ConfigError, type KernelName, leafCount } from '@dptrain/core';
+import { ConfigError, type KernelName, type RunConfig, leafCount } from '@dptrain/core';
 import { kernelFlag } from '../flags.js';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
+import type { HostCeiling } from '../bench/host-ceiling.js';
 import type { ScalingRunResult } from '../bench/scaling-run.js';
 import { addRunOptions } from '../run-flags.js';
 
@@ -8,7 +9,7 @@ import { addRunOptions } from '../run-flags.js';
 const NOT_RUN_FLAGS = new Set(['workers', 'steps', 'epochs', 'port', 'checkpointDir', 'kernel']);
 
 /** Defaults of the bench-only flags. */
-export const BENCH_DEFAULTS = { workers: '1,2', steps: 50, warmup: 5, repeat: 3 };
+export const BENCH_DEFAULTS = { workers: '1,2', steps: 50, warmup: 5, repeat: 3, ceilingMs: 2000, ceilingLeadMs: 2000 };
 
 /** Parse `--workers 1,2,4`: distinct integers in [1, 256], returned ascending. Throws ConfigError('--workers'). */
 export function parseWorkerList(text: string): number[] {
@@ -54,7 +55,11 @@ export function benchCommand(): Command {
     .option('--repeat <k>', `runs per worker count, each with fresh worker processes (default ${BENCH_DEFAULTS.repeat})`)
     .option('--out <file>', 'chart file: .html (a page with the chart and the table) or .svg (default bench-<timestamp>.html)')
     .option('--balance <how>', "split each step's leaves evenly (even, the default) or by the workers' measured speed (speed)")
-    .option('--no-shm', 'keep params and gradients on the socket (no shared-memory data plane for the local workers)');
+    .option('--no-shm', 'keep params and gradients on the socket (no shared-memory data plane for the local workers)')
+    .option('--no-ceiling', "skip the host ceiling (after the runs, by default: the best speed-up each worker count can reach on this host before any communication, measured with the model's compute alone)")
+    // internal (tests): the ceiling's timed window and the start-up time its processes get before it
+    .addOption(new Option('--ceiling-ms <ms>').hideHelp())
+    .addOption(new Option('--ceiling-lead-ms <ms>').hideHelp());
   cmd.action(async (_opts: unknown, self: Command) => {
     const o = self.opts();
     const workers = parseWorkerList(o.workers ?? BENCH_DEFAULTS.workers);
@@ -66,7 +71,8 @@ export function benchCommand(): Command {
     const balance = o.balance ?? 'even';
     if (balance !== 'even' && balance !== 'speed') throw new ConfigError('--balance', `expected even or speed, got ${JSON.stringify(balance)}`);
     // heavy modules load here, so `dptrain worker` processes start faster
-    process.exitCode = await runBench(self, { workers, steps, warmup, repeat, out, kernel: o.kernel as BenchSettings['kernel'], sharedMemory: o.shm !== false, balance });
+    const ceiling = o.ceiling === false ? undefined : { durationMs: intOpt('--ceiling-ms', o.ceilingMs, BENCH_DEFAULTS.ceilingMs, 1, 600_000), leadMs: intOpt('--ceiling-lead-ms', o.ceilingLeadMs, BENCH_DEFAULTS.ceilingLeadMs, 0, 600_000) };
+    process.exitCode = await runBench(self, { workers, steps, warmup, repeat, out, kernel: o.kernel as BenchSettings['kernel'], sharedMemory: o.shm !== false, balance, ceiling });
   });
   return cmd;
 }
@@ -80,6 +86,8 @@ interface BenchSettings {
   kernel?: KernelName;
   sharedMemory: boolean;
   balance: 'even' | 'speed';
+  /** The host ceiling's window and start-up lead, or undefined with --no-ceiling. */
+  ceiling?: { durationMs: number; leadMs: number };
 }
 
 /**
@@ -143,18 +151,20 @@ async function runBench(cmd: Command, s: BenchSettings): Promise<number> {
     }
   }
 
+  const ceiling = s.ceiling ? await measureCeiling(c, s, s.ceiling, info, plan.verbose ? say : undefined) : undefined;
   const base = runs.get(s.workers[0])!;
   const rows = s.workers.map((w) => {
     const rs = runs.get(w)!;
     const sum = summarizeRuns(rs);
     const su = speedUp(base, rs);
-    return { summary: sum, speedUp: su, efficiency: (su.ratio * s.workers[0]) / w };
+    return { summary: sum, speedUp: su, efficiency: (su.ratio * s.workers[0]) / w, ceiling: ceiling?.points.find((p) => p.processes === w) ?? null };
   });
-  const header = ['workers', 'samples/s', 'speed-up', 'efficiency', 'bytes/worker/step', 'overhead', 'compute ms', 'wait ms', 'reduce ms', 'update ms', 'broadcast ms', 'step ms'];
-  const cells = rows.map(({ summary: m, speedUp: su, efficiency }) => [
+  const header = ['workers', 'samples/s', 'speed-up', 'host ceiling', 'efficiency', 'bytes/worker/step', 'overhead', 'compute ms', 'wait ms', 'reduce ms', 'update ms', 'broadcast ms', 'step ms'];
+  const cells = rows.map(({ summary: m, speedUp: su, efficiency, ceiling: h }) => [
     String(m.workers),
     fmtSummary(m.samplesPerSec),
     `${fmt(su.ratio, 2)}×`,
+    h ? `${fmt(h.ratio.median, 2)}×` : '—',
     fmt(efficiency, 2),
     kB(m.sentPerWorker.median + m.receivedPerWorker.median),
     `${fmt(m.overheadPct.median, 2)} %`,
@@ -162,6 +172,7 @@ async function runBench(cmd: Command, s: BenchSettings): Promise<number> {
   ]);
   const machine = machineInfo();
   const dims = [c.model.inputSize, ...c.model.layers.map((l) => l.units)].join('-');
+  const ceilingLine = ceilingNote(s, ceiling, c.batchSize);
   await writeChart(
     s.out,
     {
@@ -169,6 +180,7 @@ async function runBench(cmd: Command, s: BenchSettings): Promise<number> {
       notes: [
         `${c.optimizer.name} lr ${c.optimizer.lr}, leaves of ${c.leafSize}, kernel ${c.kernel}; ${s.repeat} run(s) per worker count × ${s.steps} timed steps after ${s.warmup} warm-up steps; medians (range over runs)`,
         `${machine.cpu}, nproc ${machine.nproc}, node ${machine.node}, ${machine.date}`,
+        ...(ceilingLine ? [ceilingLine] : []),
       ],
       points: rows.map(({ summary: m, efficiency }) => ({
         workers: m.workers,
@@ -188,10 +200,44 @@ async function runBench(cmd: Command, s: BenchSettings): Promise<number> {
     { header, rows: cells },
   );
   if (plan.json) {
-    const json = { kind: 'bench', machine, config: c, options: { workers: s.workers, steps: s.steps, warmup: s.warmup, repeat: s.repeat, sharedMemory: s.sharedMemory, balance: s.balance }, chart: s.out, rows, runs: Object.fromEntries(runs) };
+    const options = { workers: s.workers, steps: s.steps, warmup: s.warmup, repeat: s.repeat, sharedMemory: s.sharedMemory, balance: s.balance, ceiling: s.ceiling ?? null };
+    const json = { kind: 'bench', machine, config: c, options, chart: s.out, rows, runs: Object.fromEntries(runs) };
     process.stdout.write(`${JSON.stringify(json)}\n`);
   } else {
-    process.stdout.write(`${table(header, cells)}\n\nchart written to ${s.out}\n`);
+    process.stdout.write(`${table(header, cells)}\n\n${ceilingLine ? `${ceilingLine}\n` : ''}chart written to ${s.out}\n`);
   }
   return 0;
+}
+
+/**
+ * The host ceiling for every worker count > 1 of the bench (the run's model, kernel,
+ * leaves and global batch; one measurement per --repeat), or undefined when there is no
+ * such count or the measurement failed (said on stderr: the runs are kept).
+ */
+async function measureCeiling(c: RunConfig, s: BenchSettings, o: { durationMs: number; leadMs: number }, info: (line: string) => void, log?: (line: string) => void): Promise<HostCeiling | undefined> {
+  const processes = s.workers.filter((w) => w > 1);
+  if (processes.length === 0) return undefined;
+  const { hostCeiling } = await import('../bench/host-ceiling.js');
+  info(`host ceiling: the compute alone (no sockets), 1 process at batch ${c.batchSize} against ${processes.join(', ')} at once; ${s.repeat} × ${processes.length + 1} windows of ${o.durationMs} ms…`);
+  try {
+    return await hostCeiling({ spec: c.model, leafSize: c.leafSize, kernel: c.kernel, batchSize: c.batchSize, processes, repeat: s.repeat, durationMs: o.durationMs, leadMs: o.leadMs, onProgress: log && ((what) => log(`  ceiling: ${what}`)) });
+  } catch (e) {
+    process.stderr.write(`host ceiling not measured: ${e instanceof Error ? e.message : String(e)}\n`);
+    return undefined;
+  }
+}
+
+const fmtMs = (ms: number) => (ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`);
+
+/** The note that says what the host ceiling column is (undefined when the bench has no worker count > 1). */
+function ceilingNote(s: BenchSettings, h: HostCeiling | undefined, batchSize: number): string | undefined {
+  if (!s.workers.some((w) => w > 1)) return undefined;
+  if (!s.ceiling) return 'host ceiling: not measured (--no-ceiling)';
+  if (!h) return 'host ceiling: not measured (the measurement failed, see the log)';
+  const base = s.workers[0] === 1 ? '' : `; relative to 1 process, not to the ${s.workers[0]}-worker baseline of the speed-up column`;
+  return (
+    `host ceiling: the best speed-up N workers can reach on this host before any communication (a speed-up near it is the host's limit, one well below it dptrain's overhead): ` +
+    `the compute alone, no sockets, N processes at once each on the largest share of an even split against 1 process on the whole batch of ${batchSize}, ` +
+    `${fmtMs(h.durationMs)} windows, median of ${h.repeat}${base}`
+  );
 }
