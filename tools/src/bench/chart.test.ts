@@ -52,6 +52,23 @@ describe('scalingSvg', () => {
     expect(pts).toHaveLength(3);
   });
 
+  it('marks the host ceiling where given (at the 1-worker rate × the ceiling), and says what the mark is', () => {
+    expect(count(svg, /class="pt-ceiling"/g)).toBe(0);
+    expect(svg).not.toContain('host ceiling');
+    const withCeiling = scalingSvg({ ...input, points: input.points.map((p, i) => (i === 0 ? p : { ...p, ceiling: i === 1 ? 1.8 : 3.2 })) });
+    expectWellFormed(withCeiling);
+    expect(count(withCeiling, /<path class="pt-ceiling"/g)).toBe(2);
+    expect(withCeiling).toContain('>2 workers: host ceiling 1.80× one process = 14,621 samples/s<');
+    expect(withCeiling).toContain('>4 workers: host ceiling 3.20× one process = 25,994 samples/s<');
+    expect(withCeiling).toContain('▲ host ceiling');
+    // the axis makes room for the highest mark: its apex lies inside the plot
+    const apex = Math.min(...[...withCeiling.matchAll(/<path class="pt-ceiling" d="M[\d.]+,([\d.]+)/g)].map((m) => Number(m[1])));
+    expect(apex).toBeGreaterThan(0);
+    // relative to one process: not drawn when the smallest count is not 1 worker
+    const noBase = scalingSvg({ ...input, points: input.points.slice(1).map((p) => ({ ...p, ceiling: 2 })) });
+    expect(count(noBase, /class="pt-ceiling"/g)).toBe(0);
+  });
+
   it('shows the values and the worker counts', () => {
     for (const v of ['8,123', '12,456', '13,789', '0.77', '0.42', '53.5', '41.0', '45.0']) expect(svg).toContain(`>${v}<`);
     for (const w of [1, 2, 4]) expect(svg).toContain(`>${w} workers: `);

@@ -38,6 +38,12 @@ export interface ChartPoint {
   samplesPerSecRange?: [number, number];
   /** Speed-up over the smallest worker count, per worker (1 = perfect scaling). */
   efficiency: number;
+  /**
+   * The host ceiling for this many workers: the speed-up the same compute reaches in that many
+   * processes at once over one process, with no communication (drawn when the first point is
+   * 1 worker, as a marker at its samples/s × the ceiling).
+   */
+  ceiling?: number;
   /** Median step phases, ms; totalMs is the whole step (the rest shows as 'other'). */
   phases: { computeMs: number; waitMs: number; reduceMs: number; updateMs: number; broadcastMs: number; totalMs: number };
 }
@@ -130,7 +136,9 @@ export function scalingSvg(input: ChartInput, heading = true): string {
   // panel 1: samples/s, with the range over repeats and the ideal (linear) line
   const base = pts[0];
   const ideal = pts.map((p) => (base.samplesPerSec * p.workers) / base.workers);
-  const spsMax = niceCeil(Math.max(...pts.map((p) => p.samplesPerSecRange?.[1] ?? p.samplesPerSec), ...ideal));
+  // the host ceiling in samples/s, where measured (relative to one process: so with a 1-worker baseline)
+  const limit = pts.map((p) => (base.workers === 1 && p.ceiling !== undefined && p.ceiling > 0 ? base.samplesPerSec * p.ceiling : undefined));
+  const spsMax = niceCeil(Math.max(...pts.map((p) => p.samplesPerSecRange?.[1] ?? p.samplesPerSec), ...ideal, ...limit.map((l) => l ?? 0)));
   const y1 = axes(out, 0, 'samples/s', spsMax, xs, labels);
   out.push('<g>');
   out.push(`<polyline class="ideal" points="${xs.map((x, i) => `${px(x)},${px(y1(ideal[i]))}`).join(' ')}" fill="none" stroke="#999" stroke-dasharray="4 3"/>`);
@@ -143,7 +151,14 @@ export function scalingSvg(input: ChartInput, heading = true): string {
     out.push(`<circle class="pt-sps" cx="${px(xs[i])}" cy="${px(y1(p.samplesPerSec))}" r="4" fill="#4e79a7"><title>${p.workers} workers: ${num(p.samplesPerSec)} samples/s</title></circle>`);
     out.push(`<text class="val-sps" x="${px(xs[i] + 7)}" y="${px(y1(p.samplesPerSec) - 6)}" font-size="11">${num(p.samplesPerSec)}</text>`);
   });
-  out.push(`<text x="${M.left + 6}" y="${M.top + 12}" font-size="10" fill="#777">dashed: linear scaling</text>`);
+  pts.forEach((p, i) => {
+    const l = limit[i];
+    if (l === undefined) return;
+    const [x, y] = [xs[i], y1(l)];
+    out.push(`<path class="pt-ceiling" d="M${px(x)},${px(y - 5)} L${px(x + 5)},${px(y + 4)} L${px(x - 5)},${px(y + 4)} Z" fill="#f28e2b"><title>${p.workers} workers: host ceiling ${num(p.ceiling!, 2)}× one process = ${num(l)} samples/s</title></path>`);
+  });
+  const ceilingKey = limit.some((l) => l !== undefined) ? '; ▲ host ceiling (the compute alone in that many processes)' : '';
+  out.push(`<text x="${M.left + 6}" y="${M.top + 12}" font-size="10" fill="#777">dashed: linear scaling${ceilingKey}</text>`);
   out.push('</g>');
 
   // panel 2: efficiency = speed-up per worker

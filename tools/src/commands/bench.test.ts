@@ -58,6 +58,9 @@ describe('dptrain bench (built CLI, real worker processes)', () => {
     expect(html).toContain('2-16-2 on spirals:1280');
     expect(html).toContain('<th>host ceiling</th>');
     expect(html).toContain('<p>host ceiling: the best speed-up N workers can reach');
+    // and the chart marks it for 2 workers (the 1-worker baseline has none)
+    expect([...html.matchAll(/<path class="pt-ceiling"/g)]).toHaveLength(1);
+    expect(html).toMatch(/>2 workers: host ceiling [\d.]+× one process = [\d,]+ samples\/s</);
   });
 
   test('--json prints one JSON object and writes an SVG to --out', async () => {
@@ -94,6 +97,7 @@ describe('dptrain bench (built CLI, real worker processes)', () => {
     const html = await readFile(out, 'utf8');
     expect(html).toMatch(/<td>2<\/td><td>[\d,]+ \([\d,–]+\)<\/td><td>1\.00×<\/td><td>—<\/td>/);
     expect(html).toContain('<p>host ceiling: not measured (--no-ceiling)</p>');
+    expect(html).not.toContain('class="pt-ceiling"');
     const run = j.runs['2'][0];
     for (const w of run.traffic) {
       expect(w.shmSent).toBe(0);

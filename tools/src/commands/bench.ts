@@ -182,8 +182,9 @@ async function runBench(cmd: Command, s: BenchSettings): Promise<number> {
         `${machine.cpu}, nproc ${machine.nproc}, node ${machine.node}, ${machine.date}`,
         ...(ceilingLine ? [ceilingLine] : []),
       ],
-      points: rows.map(({ summary: m, efficiency }) => ({
+      points: rows.map(({ summary: m, efficiency, ceiling: h }) => ({
         workers: m.workers,
+        ...(h ? { ceiling: h.ratio.median } : {}),
         samplesPerSec: m.samplesPerSec.median,
         samplesPerSecRange: [m.samplesPerSec.min, m.samplesPerSec.max],
         efficiency,
