@@ -180,6 +180,7 @@ describe('authentication', () => {
     cleanup.push(() => insecure.close());
     expect((await insecure.start()).url).toMatch(/^ws:\/\/0\.0\.0\.0:\d+\/$/);
     expect(() => new Coordinator({ config, data, checkpointDir: dir, token: '' })).toThrow('token: expected a non-empty string');
+    expect(() => new Coordinator({ config, data, checkpointDir: dir, periodicEvaluation: 1 as never })).toThrow('periodicEvaluation: expected true or false, got 1');
   });
 });
 

@@ -81,6 +81,8 @@ export interface MachineOptions {
    * the split (see assignLeaves).
    */
   balance?: Balance;
+  /** Evaluate every config.evalEvery steps and at epoch ends (default true), or only after the last step (false). */
+  periodicEvaluation?: boolean;
 }
 
 /** See MachineOptions.balance. */

@@ -373,6 +373,18 @@ describe('RoundMachine', () => {
     }
     // evalEvery 3 → steps 3, 6, 9; epoch ends → 5, 10
     expect(h.kinds('eval').map((e) => (e as { step: number }).step)).toEqual([3, 5, 6, 9, 10]);
+
+    // periodicEvaluation false: one evaluation, after the last step, and the same weights
+    const quiet = new Harness(cfg, { clock: () => (t += 1), balance: 'even', periodicEvaluation: false });
+    quiet.m.start();
+    quiet.add();
+    quiet.add();
+    quiet.run();
+    expect(quiet.kinds('step')).toHaveLength(10);
+    expect(quiet.kinds('eval').map((e) => (e as { step: number }).step)).toEqual([10]);
+    expect(quiet.m.finalEval?.accuracy).toBe(h.m.finalEval?.accuracy);
+    same(quiet.m.params, h.m.params);
+    expect(() => new Harness(cfg, { periodicEvaluation: 'no' as never })).toThrow(/periodicEvaluation: expected true or false, got "no"/);
   });
 
   it('computes the sampler state after n steps like a replayed sampler', () => {

@@ -69,6 +69,8 @@ export class RoundMachine {
   private readonly stragglerMinMs: number;
   private readonly policy: NonFinitePolicy;
   private readonly balance: Balance;
+  /** Evaluations during the run (MachineOptions.periodicEvaluation). */
+  private readonly periodicEvaluation: boolean;
   /** The leaf split of the last step under balance 'speed', for the same leaf count and workers. */
   private split: { key: string; leaves: number[] } | undefined;
   private readonly maxRetries: number;
@@ -142,6 +144,8 @@ export class RoundMachine {
     const balance = opts.balance ?? 'even';
     if (balance !== 'speed' && balance !== 'even') throw new ConfigError('balance', `expected "speed" or "even", got ${JSON.stringify(balance)}`);
     this.balance = balance;
+    if (opts.periodicEvaluation !== undefined && typeof opts.periodicEvaluation !== 'boolean') throw new ConfigError('periodicEvaluation', `expected true or false, got ${JSON.stringify(opts.periodicEvaluation)}`);
+    this.periodicEvaluation = opts.periodicEvaluation ?? true;
     const fixed = opts.stepTimeoutMs === undefined ? undefined : posInt('stepTimeoutMs', opts.stepTimeoutMs, 1);
     this.deadline = new StepDeadline(fixed, posInt('stepTimeoutMinMs', opts.stepTimeoutMinMs ?? 10_000, 1));
     this.clock = opts.clock ?? (() => performance.now());
@@ -755,7 +759,7 @@ export class RoundMachine {
     this._lastStep = ev;
     this.out.event(ev);
     const every = this.config.evalEvery;
-    const evalDue = (every > 0 && this._step % every === 0) || epochEnd;
+    const evalDue = this.periodicEvaluation && ((every > 0 && this._step % every === 0) || epochEnd);
     this.out.stepDone?.(this._step);
     // The next step's tasks go out first: the workers compute while the test set is
     // evaluated here, on a copy of this step's params (a transport that delivered results

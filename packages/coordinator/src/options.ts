@@ -60,6 +60,12 @@ export interface CoordinatorOptions {
   shmDir?: string;
   /** Split each step's leaves evenly ('even', default) or in proportion to the workers' measured speed ('speed', for unequal hosts). */
   balance?: Balance;
+  /**
+   * Evaluate the test split during the run, every `config.evalEvery` steps and at epoch ends
+   * (default true). False evaluates only once, after the last step: what a benchmark wants,
+   * whose timed steps then never share the CPU with an evaluation. The weights are the same.
+   */
+  periodicEvaluation?: boolean;
 }
 
 export interface ResolvedOptions {
@@ -89,6 +95,7 @@ export interface ResolvedOptions {
   sharedMemory: boolean;
   shmDir: string;
   balance: Balance;
+  periodicEvaluation: boolean;
 }
 
 const DEFAULTS = {
@@ -162,6 +169,7 @@ export function resolveOptions(o: CoordinatorOptions): ResolvedOptions {
   if (o.dashboardDir !== undefined && (typeof o.dashboardDir !== 'string' || o.dashboardDir.length === 0)) throw new ConfigError('dashboardDir', 'expected a directory path');
   if (o.balance !== undefined && o.balance !== 'speed' && o.balance !== 'even') throw new ConfigError('balance', `expected "speed" or "even", got ${JSON.stringify(o.balance)}`);
   if (o.sharedMemory !== undefined && typeof o.sharedMemory !== 'boolean') throw new ConfigError('sharedMemory', `expected true or false, got ${JSON.stringify(o.sharedMemory)}`);
+  if (o.periodicEvaluation !== undefined && typeof o.periodicEvaluation !== 'boolean') throw new ConfigError('periodicEvaluation', `expected true or false, got ${JSON.stringify(o.periodicEvaluation)}`);
   if (o.shmDir !== undefined && (typeof o.shmDir !== 'string' || !o.shmDir.startsWith('/') || o.shmDir.split('/').includes('..'))) {
     throw new ConfigError('shmDir', `expected an absolute directory path without ".." segments, got ${JSON.stringify(o.shmDir)}`);
   }
@@ -186,6 +194,7 @@ export function resolveOptions(o: CoordinatorOptions): ResolvedOptions {
     sharedMemory: o.sharedMemory ?? true,
     shmDir: o.shmDir ?? '/dev/shm',
     balance: o.balance ?? 'even',
+    periodicEvaluation: o.periodicEvaluation ?? true,
   };
   if (o.initParams) out.initParams = o.initParams;
   if (o.token !== undefined) out.token = o.token;

@@ -109,6 +109,7 @@ export class Coordinator {
       stepTimeoutMs: this.o.stepTimeoutMs,
       resume,
       balance: this.o.balance,
+      periodicEvaluation: this.o.periodicEvaluation,
     });
     this.store = new CheckpointStore(this.o.checkpointDir);
     this.maxPayload = maxFrameBytes(this.machine.paramCount, 0);

@@ -106,6 +106,8 @@ export async function measureScalingRun(o: ScalingRunOptions): Promise<ScalingRu
     log: (l) => log(`[coordinator] ${l}`),
     sharedMemory: o.sharedMemory ?? true,
     balance: o.balance ?? 'even',
+    // no evaluation until the run is over: a timed step never shares the CPU with one
+    periodicEvaluation: false,
   });
 
   const lastStep = o.warmup + o.steps;
@@ -115,8 +117,9 @@ export async function measureScalingRun(o: ScalingRunOptions): Promise<ScalingRu
   let t0: CoordinatorStats | undefined;
   let t1: CoordinatorStats | undefined;
   let incidents = 0;
-  // An evaluation runs while the next step computes (it follows that step's tasks): that
-  // step is not timed, as evaluations are not part of the figures.
+  // The coordinator evaluates only after the last step (periodicEvaluation: false). Should an
+  // evaluation run mid-run all the same, it overlaps the next step's compute (it follows that
+  // step's tasks): that step is not timed, as evaluations are not part of the figures.
   let overlapped = 0;
   let evalRan = false;
   const off = coordinator.onEvent((e: RunEvent) => {

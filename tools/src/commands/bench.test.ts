@@ -86,6 +86,14 @@ describe('dptrain bench (built CLI, real worker processes)', () => {
     expect((await readFile(out, 'utf8')).startsWith('<?xml')).toBe(true);
   });
 
+  test('times every step even when every step ends an epoch: no evaluation before the last step', async () => {
+    // the whole training split (1,024 samples) in one batch: each step is an epoch's last
+    const r = await runCli(['bench', '--data', 'spirals:1280', '--model', '2-16-2', '--batch-size', '1024', '--leaf-size', '256', '--steps', '3', '--warmup', '1', '--repeat', '1', '--workers', '1,2', '--no-ceiling', '--json', '--out', join(dir, 'epochs.svg')], { timeoutMs: 50_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout.trim());
+    for (const w of ['1', '2']) expect(j.runs[w][0].timedSteps, `${w} worker(s)`).toBe(3);
+  });
+
   test('--no-shm keeps the payloads on the socket; --balance speed is taken; --no-ceiling skips the ceiling', async () => {
     const out = join(dir, 'noshm.html');
     const r = await runCli([...tiny, '--workers', '2', '--out', out, '--json', '--no-shm', '--balance', 'speed', '--no-ceiling'], { timeoutMs: 50_000 });
