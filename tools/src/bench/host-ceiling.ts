@@ -55,8 +55,8 @@ function syntheticFor(spec: ModelSpec, n: number, seed: number): Dataset {
 export async function computeRate(job: CeilingJob): Promise<number> {
   const { spec, leafSize, batchSize } = job;
   const seed = job.seed ?? 1;
-  // at least two batches (every batch full); beyond that up to 4,096 rows, at most 64 MB of inputs
-  const data = syntheticFor(spec, Math.max(2 * batchSize, Math.min(4096, Math.ceil((1 << 24) / spec.inputSize))), seed);
+  // at least one full batch (reshuffled every epoch); beyond that up to 4,096 rows, at most 64 MB of inputs
+  const data = syntheticFor(spec, Math.max(batchSize, Math.min(4096, Math.ceil((1 << 24) / spec.inputSize))), seed);
   const kernels = kernelsForModel(job.kernel, spec, [leafChunkRows(leafSize)], treeBuffers(batchSize, leafSize));
   const computer = new LeafComputer(spec, data, { leafSize, seed, kernels });
   const params = initParams(spec, seed);
