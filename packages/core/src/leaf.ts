@@ -72,8 +72,6 @@ export class LeafComputer {
   private readonly rowLoss: Float64Array;
   private readonly rowCorrect: Uint8Array;
   private readonly chunkLeaves: number;
-  /** First leaf of the chunk whose pass the network holds, or -1. */
-  private chunkLo = -1;
   private readonly scratch: Float32Array[] = [];
 
   constructor(spec: ModelSpec, data: Dataset, opts: { leafSize: number; seed: number; kernels?: Kernels }) {
@@ -127,8 +125,7 @@ export class LeafComputer {
     // The tree is summed in buffers of the kernels' own memory (level 0 holds the node),
     // where the leaves' weight gradients are written in place and kernels.add sums them.
     const root = this.level(0);
-    this.chunkLo = -1;
-    const stats = this.sumNode(batch, node.lo, node.size, root, 1);
+    const stats = this.sumNode(batch, node.lo, node.size, root, 1, -1);
     if (opts.scan) stats.firstNonFinite = this.net.kernels.firstNonFinite(this.paramCount, root);
     return { stats, grad: root };
   }
@@ -144,23 +141,17 @@ export class LeafComputer {
 
   /**
    * Node (lo, size) into `dst`: its left half into dst, its right half into the next level's
-   * buffer, then dst += right. The first node small enough to be a chunk runs its pass first.
+   * buffer, then dst += right. `chunk` is the first leaf of the pass the network holds, or -1
+   * above the chunks: the first node small enough to be a chunk runs its pass.
    */
-  private sumNode(batch: BatchRef, lo: number, size: number, dst: Float32Array, depth: number): NodeStats {
-    const chunk = this.chunkLo < 0 && size <= this.chunkLeaves;
-    if (chunk) this.pass(batch, lo, Math.min(lo + size, batch.leafCount));
-    const stats = this.sumLeaves(batch, lo, size, dst, depth);
-    if (chunk) this.chunkLo = -1;
-    return stats;
-  }
-
-  private sumLeaves(batch: BatchRef, lo: number, size: number, dst: Float32Array, depth: number): NodeStats {
-    if (size === 1) return this.leaf(batch, lo, dst);
+  private sumNode(batch: BatchRef, lo: number, size: number, dst: Float32Array, depth: number, chunk: number): NodeStats {
+    if (chunk < 0 && size <= this.chunkLeaves) chunk = this.pass(batch, lo, Math.min(lo + size, batch.leafCount));
+    if (size === 1) return this.leaf(batch, lo, chunk, dst);
     const half = size / 2;
-    const left = this.sumNode(batch, lo, half, dst, depth);
+    const left = this.sumNode(batch, lo, half, dst, depth, chunk);
     if (lo + half >= batch.leafCount) return left;
     const tmp = this.level(depth);
-    const right = this.sumNode(batch, lo + half, half, tmp, depth + 1);
+    const right = this.sumNode(batch, lo + half, half, tmp, depth + 1, chunk);
     this.net.kernels.add(this.paramCount, dst, tmp);
     return { samples: left.samples + right.samples, lossSum: left.lossSum + right.lossSum, correct: left.correct + right.correct };
   }
@@ -172,8 +163,8 @@ export class LeafComputer {
     return rows;
   }
 
-  /** Forward pass and δ over all rows of leaves [lo, hi) (one chunk): the network then holds them. */
-  private pass(batch: BatchRef, lo: number, hi: number): void {
+  /** Forward pass and δ over all rows of leaves [lo, hi) (one chunk): the network then holds them. Returns lo. */
+  private pass(batch: BatchRef, lo: number, hi: number): number {
     const L = this.leafSize;
     const net = this.net;
     const { x, y, n } = this.data;
@@ -192,13 +183,13 @@ export class LeafComputer {
       }
     }
     net.forwardDeltas(rows, { training: true, dropoutSeed: this.seed, step: batch.step, sampleIds: this.ids }, this.rowLoss, this.rowCorrect);
-    this.chunkLo = lo;
+    return lo;
   }
 
-  /** Leaf j's gradient sum into `out`, from the chunk's pass: the weight gradients of its own rows. */
-  private leaf(batch: BatchRef, j: number, out: Float32Array): NodeStats {
+  /** Leaf j's gradient sum into `out`, from the pass of the chunk starting at leaf `chunk`: the weight gradients of its own rows. */
+  private leaf(batch: BatchRef, j: number, chunk: number, out: Float32Array): NodeStats {
     const rows = this.rowsOf(batch, j);
-    const r0 = (j - this.chunkLo) * this.leafSize;
+    const r0 = (j - chunk) * this.leafSize;
     this.net.rowGradient(r0, rows, out);
     let lossSum = 0;
     let correct = 0;
