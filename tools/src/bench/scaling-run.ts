@@ -4,8 +4,8 @@
  * `warmup` steps are not timed; over the next `steps` steps it records throughput,
  * per-step phases (from the coordinator's step events), the bytes each worker sent and
  * received (coordinator stats) against the raw float32 payload, and this process's CPU
- * time (the coordinator's). Evaluations are excluded from the timings: a step during which
- * one ran (it runs while the next step computes) is not timed.
+ * time (the coordinator's). The coordinator evaluates only after the last step
+ * (periodicEvaluation: false), so no timed step shares the CPU with an evaluation.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -59,7 +59,7 @@ export interface ScalingRunResult {
   leafSize: number;
   kernel: string;
   paramCount: number;
-  /** Steps timed: `steps` less those during which an evaluation ran. */
+  /** Steps timed (= `steps`). */
   timedSteps: number;
   samples: number;
   /** Σ step wall times (step event to step event, over the timed steps), ms. */
@@ -117,30 +117,21 @@ export async function measureScalingRun(o: ScalingRunOptions): Promise<ScalingRu
   let t0: CoordinatorStats | undefined;
   let t1: CoordinatorStats | undefined;
   let incidents = 0;
-  // The coordinator evaluates only after the last step (periodicEvaluation: false). Should an
-  // evaluation run mid-run all the same, it overlaps the next step's compute (it follows that
-  // step's tasks): that step is not timed, as evaluations are not part of the figures.
-  let overlapped = 0;
-  let evalRan = false;
   const off = coordinator.onEvent((e: RunEvent) => {
     if (e.kind === 'reassigned' || e.kind === 'straggler') {
       if (e.step > o.warmup && e.step <= lastStep) incidents++;
       return;
     }
-    if (e.kind !== 'step' && e.kind !== 'eval') return;
+    if (e.kind !== 'step') return;
     const now = { t: performance.now(), cpu: process.cpuUsage() };
-    if (e.kind === 'eval') evalRan = true;
-    else if (evalRan) {
-      evalRan = false;
-      if (e.step > o.warmup && e.step <= lastStep) overlapped++;
-    } else if (e.step > o.warmup && e.step <= lastStep) {
+    if (e.step > o.warmup && e.step <= lastStep) {
       const d = process.cpuUsage(mark.cpu);
       cpu.user += d.user / 1000;
       cpu.system += d.system / 1000;
       steps.push({ samples: e.samples, wallMs: now.t - mark.t, phases: e.phases, workers: e.workers });
     }
-    if (e.kind === 'step' && e.step === o.warmup) t0 = coordinator.stats();
-    if (e.kind === 'step' && e.step === lastStep) t1 = coordinator.stats();
+    if (e.step === o.warmup) t0 = coordinator.stats();
+    if (e.step === lastStep) t1 = coordinator.stats();
     mark = now;
   });
 
@@ -168,9 +159,7 @@ export async function measureScalingRun(o: ScalingRunOptions): Promise<ScalingRu
     await workers?.stop();
     await rm(dir, { recursive: true, force: true });
   }
-  if (!t0 || !t1 || steps.length + overlapped !== o.steps || steps.length === 0) {
-    throw new DptrainError('E_BENCH', `the run ended before its ${o.steps} timed steps (${steps.length} recorded, ${overlapped} with an evaluation)`);
-  }
+  if (!t0 || !t1 || steps.length !== o.steps) throw new DptrainError('E_BENCH', `the run ended before its ${o.steps} timed steps (${steps.length} recorded)`);
 
   const a = trafficById(t0);
   const traffic: WorkerTraffic[] = [...trafficById(t1)].map(([id, b]) => {
