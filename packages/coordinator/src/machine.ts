@@ -19,6 +19,7 @@ import {
   jsKernels,
   kernelsForModel,
   leafCount,
+  optimizerSlotNames,
   paramLayout,
   runSeeds,
   validateRunConfig,
@@ -158,12 +159,11 @@ export class RoundMachine {
     if (start.length !== this.paramCount) throw new ConfigError(resume ? 'resume.params' : 'initParams', `expected ${this.paramCount} values for this model, got ${start.length}`);
     // the master parameters, the optimizer's state and the reduction buffers live in the
     // reduction kernels' memory, so the update's passes run there without copies
-    this.reduceKernels = reductionKernels(this.paramCount);
+    this.reduceKernels = reductionKernels(this.paramCount, optimizerSlotNames(this.config.optimizer.name).length);
     const alloc = (n: number): Float32Array => allocOrPlain(this.reduceKernels, n);
     this.params = alloc(this.paramCount);
     this.params.set(start);
-    this.optState = createOptimizerState(this.config.optimizer, this.paramCount);
-    for (const slot of Object.keys(this.optState.slots)) this.optState.slots[slot] = alloc(this.paramCount);
+    this.optState = createOptimizerState(this.config.optimizer, this.paramCount, alloc);
     this.sampler = resume ? EpochSampler.fromState(samplerOpts, resume.sampler) : new EpochSampler(samplerOpts);
     this.totalSteps = this.config.steps ?? this.config.epochs * this.sampler.batchesPerEpoch;
     if (resume) {
@@ -221,7 +221,7 @@ export class RoundMachine {
   get currentStep(): number {
     return this.round?.step ?? this._step;
   }
-  /** Reduction buffers allocated so far: 0 while every result is `owned`, else at most a step's worth, reused. */
+  /** Reduction buffers allocated so far: at most a step's worth, reused from step to step. */
   get buffersAllocated(): number {
     return this.pool.allocated;
   }
@@ -766,7 +766,7 @@ export class RoundMachine {
     // within sendTask could otherwise update them first). After the last step, finish()
     // makes the final evaluation, which is this step's eval.
     let evalParams: Float32Array | undefined;
-    if (evalDue) {
+    if (evalDue && this._step < this.totalSteps) {
       evalParams = this.evalCopy ??= new Float32Array(this.paramCount);
       evalParams.set(this.params);
     }
@@ -813,11 +813,11 @@ export class RoundMachine {
 /**
  * The kernels the reduction runs on, whatever the run's kernel: add and firstNonFinite
  * give the same bits in every implementation, so this is only about speed. WebAssembly
- * where available, with room for the parameters, two optimizer state slots (Adam's m and
- * v) and 16 gradient buffers (up to 2 GiB; beyond, plain arrays).
+ * where available, with room for the parameters, the optimizer's `slots` state buffers and
+ * 16 gradient buffers (up to 2 GiB; beyond, plain arrays).
  */
-function reductionKernels(paramCount: number): Kernels {
+function reductionKernels(paramCount: number, slots: number): Kernels {
   if (!wasmSupported()) return jsKernels;
-  const mib = Math.min(2048, Math.ceil((19 * (paramCount * 4 + 64) + (4 << 20)) / (1 << 20)));
+  const mib = Math.min(2048, Math.ceil(((17 + slots) * (paramCount * 4 + 64) + (4 << 20)) / (1 << 20)));
   return createWasmKernels({ memoryMiB: Math.max(4, mib) });
 }

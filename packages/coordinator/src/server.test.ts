@@ -18,7 +18,8 @@ import { type ErrorMessage, type Message, type RunEvent, decode, encode, encodeR
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { encodeFinalCheckpoint, samplerStateAfter } from './checkpoint-io.js';
-import { Coordinator, fingerprintFast } from './server.js';
+import { fingerprintFast } from './coordinator-api.js';
+import { Coordinator } from './server.js';
 
 const data: DatasetSplit = splitDataset(blobs(200, { seed: 3, centers: 3 }), { testCount: 40 });
 const config: RunConfig = validateRunConfig({

@@ -22,8 +22,6 @@ import { ShmPlane } from './shm-plane.js';
 
 export { writeFileAtomic } from './checkpoint-io.js';
 export type { CoordinatorOptions } from './options.js';
-export { WORKER_PATHS, fingerprintFast } from './coordinator-api.js';
-export type { CheckpointInfo, CoordinatorStats, RequestHandler, RunSummary, UpgradeHandler } from './coordinator-api.js';
 
 /** Gone connections remembered for stats() (their byte counts). */
 const KEEP_GONE = 64;
@@ -453,11 +451,12 @@ export class Coordinator {
   }
 
   /**
-   * The gradient is a view into the frame ws handed over; decode left its NaN/±Infinity
-   * scan to the round (receiverScansResults), which copies it into a reduction buffer in
-   * kernel memory and scans it there before summing.
+   * A result for the round. From a frame, the gradient is a view into the frame ws handed
+   * over; decode left its NaN/±Infinity scan to the round (receiverScansResults), which
+   * copies it into a reduction buffer in kernel memory and scans it there before summing.
+   * `owned` (a result_ref read from shared memory): msg.grad is already a buffer from
+   * machine.takeResultBuffer(), used in place and given back unless the result is accepted.
    */
-  /** `owned`: msg.grad is a buffer from machine.takeResultBuffer(), given back unless the result is accepted. */
   private onResult(c: Connection, msg: ResultMessage, owned = false): void {
     this.payloads.resultsIn++;
     const v = this.machine.resultReceived(c.id, msg, Date.now(), { checked: false, owned });

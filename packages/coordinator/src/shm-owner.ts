@@ -30,12 +30,18 @@ export function processStartTime(pid: number): string | undefined {
   }
 }
 
+let pidNamespace: { ns: string | undefined } | undefined;
+
+/** This process's pid namespace (read once: it never changes), or undefined without /proc. */
 function ownPidNamespace(): string | undefined {
-  try {
-    return readlinkSync('/proc/self/ns/pid');
-  } catch {
-    return undefined;
+  if (!pidNamespace) {
+    try {
+      pidNamespace = { ns: readlinkSync('/proc/self/ns/pid') };
+    } catch {
+      pidNamespace = { ns: undefined };
+    }
   }
+  return pidNamespace.ns;
 }
 
 /** This process as an owner, or undefined where /proc does not say (then no owner file is written). */

@@ -130,8 +130,7 @@ export function train(opts: TrainOptions): TrainResult {
   if (start.length !== P) throw new ConfigError('initParams', `expected ${P} values for this model, got ${start.length}`);
   const params = allocOrPlain(kernels, P);
   params.set(start);
-  const state = createOptimizerState(optimizer, P);
-  for (const slot of slots) state.slots[slot] = allocOrPlain(kernels, P);
+  const state = createOptimizerState(optimizer, P, (n) => allocOrPlain(kernels, n));
   const sampler = new EpochSampler({ n: trainSet.n, batchSize, seed: seeds.sampler, shuffle: opts.shuffle ?? true });
   const perEpoch = Math.ceil(trainSet.n / batchSize);
   const totalSteps = opts.steps ?? (opts.epochs ?? 1) * perEpoch;

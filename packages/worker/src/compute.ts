@@ -119,7 +119,7 @@ export class TaskRunner {
       const { stats: st, grad } = this.computer.computeNodeView(batch, node, { scan: true });
       const computed = performance.now() - t0;
       // test hook (slow:F): an F× slower host, the wait before the send and counted as compute
-      const computeMs = this.fault ? computed + this.fault.slowDown(computed) : computed;
+      const computeMs = computed + (this.fault?.slowDown(computed) ?? 0);
       // the view is the kernels' tree buffer, rewritten whole by the next node: corrupting it is safe
       const corrupted = this.fault?.corruptGradient(task.step, grad) ?? false;
       const bad = nonFinite(st.lossSum, grad, corrupted ? firstNonFinite(grad) : (st.firstNonFinite ?? firstNonFinite(grad)));

@@ -88,6 +88,13 @@ export class FaultInjector {
     return this.fault !== undefined && (this.fault.worker === undefined || this.fault.worker === this.workerName) && !this.fired;
   }
 
+  /** What the armed fault does, for the warning a worker prints at start. */
+  describe(): string {
+    const f = this.fault;
+    if (!f) return 'no fault';
+    return f.kind === 'slow' ? `this worker waits ${f.factor - 1}× its compute time after each node on purpose` : `this worker will corrupt its results at step ${f.step} on purpose`;
+  }
+
   /** Corrupt `grad` if a nan-at-step fault is due at `step`; true when it did. */
   corruptGradient(step: number, grad: Float32Array): boolean {
     if (!this.armed || this.fault!.kind !== 'nan-at-step' || this.fault!.step !== step) return false;

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { ConfigError } from '@dptrain/core';
-import { TEST_FAULT_ENV, Worker, parseTestFault } from '@dptrain/worker';
+import { FaultInjector, TEST_FAULT_ENV, Worker, parseTestFault } from '@dptrain/worker';
 import { Command } from 'commander';
 import { loadDataset } from '../data/index.js';
 import { intFlag } from '../flags.js';
@@ -74,7 +74,8 @@ export function workerCommand(): Command {
       };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
-      if (testFault && (testFault.worker === undefined || testFault.worker === name)) log(`TEST FAULT HOOK ACTIVE (${TEST_FAULT_ENV}=${process.env[TEST_FAULT_ENV]}): ${testFault.kind === 'slow' ? `this worker waits ${testFault.factor - 1}× its compute time after each node on purpose` : 'this worker will corrupt its results on purpose'}`);
+      const fault = testFault && new FaultInjector(testFault, name);
+      if (fault?.armed) log(`TEST FAULT HOOK ACTIVE (${TEST_FAULT_ENV}=${process.env[TEST_FAULT_ENV]}): ${fault.describe()}`);
       if (!o.quiet) log(`connecting to ${o.connect} as ${name}`);
       const s = await worker.start();
       if (!o.quiet) log(`done (${s.reason}): ${s.tasks} tasks, ${s.results} results, ${s.samples} samples, ${(s.computeMs / 1000).toFixed(1)} s computing`);

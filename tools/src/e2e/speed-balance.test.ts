@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { type DatasetSplit, type RunConfig, leafCount, train, validateRunConfig } from '@dptrain/core';
 import { type Balance, Coordinator } from '@dptrain/coordinator';
 import { afterAll, describe, expect, it } from 'vitest';
+import { median } from '../bench/util.js';
 import { loadDataset } from '../data/index.js';
 import { requireBuiltCli } from '../testing/cli-process.js';
 import { cleanEnv } from '../testing/fault-lab.js';
@@ -41,7 +42,6 @@ const SLOW = { DPTRAIN_TEST_FAULT: 'slow:6@slow' };
 
 /** Bit patterns of floats (so -0/+0 and NaN payloads count as different). */
 const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 let data: DatasetSplit | undefined;
 const dataset = async () => (data ??= (await loadDataset(DATA)).split);

@@ -11,10 +11,13 @@ export interface OptimizerState {
   slots: Record<string, Float32Array>;
 }
 
-/** A fresh state (t = 0, zeroed slots) for `size` parameters. */
-export function createOptimizerState(cfg: Pick<OptimizerConfig, 'name'>, size: number): OptimizerState {
+/**
+ * A fresh state (t = 0, zeroed slots) for `size` parameters, each slot from `alloc` (which
+ * must hand out zeroed arrays: e.g. a kernels' alloc, so the update's steps work in place).
+ */
+export function createOptimizerState(cfg: Pick<OptimizerConfig, 'name'>, size: number, alloc: (n: number) => Float32Array = (n) => new Float32Array(n)): OptimizerState {
   if (!Number.isSafeInteger(size) || size < 0) throw new ConfigError('size', `expected an integer >= 0, got ${size}`);
   const slots: Record<string, Float32Array> = {};
-  for (const s of optimizerSlotNames(cfg.name)) slots[s] = new Float32Array(size);
+  for (const s of optimizerSlotNames(cfg.name)) slots[s] = alloc(size);
   return { t: 0, slots };
 }
