@@ -1,6 +1,6 @@
 import { ConfigError, DptrainError } from './errors.js';
-import { OPTIMIZER_DEFAULTS, type OptimizerConfig, type OptimizerState, clipCoefficient, firstNonFinite } from './optim/index.js';
-import { applyStep, checkStepInputs } from './optim/step.js';
+import { type OptimizerConfig, type OptimizerState, clipCoefficient, firstNonFinite } from './optim/index.js';
+import { applyStep, checkStepInputs, plainSgd } from './optim/step.js';
 import { type Kernels, jsKernels } from './kernels/index.js';
 import { scheduledLr } from './schedule.js';
 
@@ -73,9 +73,4 @@ export function applyUpdate(
   const scale = clipping ? clipCoefficient(gradNorm, clip) : 1;
   applyStep(cfg, params, gradSum, scale, state, lr, kernels);
   return { lr, gradNorm };
-}
-
-/** Whether applyStep would run plain SGD's kernels.sgdStep (given scale 1): sgd without weight decay or L1. */
-function plainSgd(cfg: OptimizerConfig): boolean {
-  return cfg.name === 'sgd' && (cfg.weightDecay ?? OPTIMIZER_DEFAULTS.weightDecay) === 0 && (cfg.l1 ?? OPTIMIZER_DEFAULTS.l1) === 0;
 }

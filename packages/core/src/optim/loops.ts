@@ -37,7 +37,8 @@ export interface GradTerms {
   l1: number;
 }
 
-function plain(t: GradTerms): boolean {
+/** Whether the gradient terms are the plain gradient (no clip scale, L2 or L1): the loops' fast paths. */
+export function plain(t: GradTerms): boolean {
   return t.scale === 1 && t.l2 === 0 && t.l1 === 0;
 }
 

@@ -1,7 +1,7 @@
 import { ConfigError, DptrainError, ShapeError } from '../errors.js';
 import { firstNonFinite } from './clip.js';
 import { OPTIMIZER_DEFAULTS, optimizerSlotNames, type OptimizerConfig } from './config.js';
-import { adagradLoop, adamLoop, momentumLoop, rmspropLoop, sgdLoop, type GradTerms } from './loops.js';
+import { adagradLoop, adamLoop, momentumLoop, rmspropLoop, sgdLoop, type GradTerms, plain } from './loops.js';
 import type { Kernels } from '../kernels/types.js';
 import { jsKernels } from '../kernels/js.js';
 import type { OptimizerState } from './state.js';
@@ -67,6 +67,16 @@ export function checkStepInputs(cfg: OptimizerConfig, params: Float32Array, grad
   }
 }
 
+/** The gradient terms applyStep's loops get for `cfg`: the clip scale, L2 (none for adamw: its decay is decoupled) and L1. */
+function gradTerms(cfg: OptimizerConfig, scale: number): GradTerms {
+  return { scale, l2: cfg.name === 'adamw' ? 0 : (cfg.weightDecay ?? OPTIMIZER_DEFAULTS.weightDecay), l1: cfg.l1 ?? OPTIMIZER_DEFAULTS.l1 };
+}
+
+/** Whether applyStep runs plain SGD's kernels.sgdStep for `cfg` at scale 1 (sgd without weight decay or L1). */
+export function plainSgd(cfg: OptimizerConfig): boolean {
+  return cfg.name === 'sgd' && plain(gradTerms(cfg, 1));
+}
+
 /**
  * The update itself, on inputs checkStepInputs accepted and a gradient known to be finite:
  * gradient element i is fround(src[i] * scale) (scale 1: src[i]; applyUpdate passes its clip
@@ -76,8 +86,7 @@ export function checkStepInputs(cfg: OptimizerConfig, params: Float32Array, grad
  */
 export function applyStep(cfg: OptimizerConfig, params: Float32Array, src: Float32Array, scale: number, state: OptimizerState, lr: number, kernels: Kernels = jsKernels): void {
   const wd = cfg.weightDecay ?? OPTIMIZER_DEFAULTS.weightDecay;
-  const l1 = cfg.l1 ?? OPTIMIZER_DEFAULTS.l1;
-  const terms: GradTerms = { scale, l2: cfg.name === 'adamw' ? 0 : wd, l1 };
+  const terms = gradTerms(cfg, scale);
   const t = state.t + 1;
   const slots = state.slots;
 

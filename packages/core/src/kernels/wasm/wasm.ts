@@ -250,13 +250,10 @@ class WasmKernels implements Kernels {
   meanSq = (n: number, g: Float32Array, b: number): number => {
     checkElementwise('meanSq', n, g, g);
     if (n === 0) return 0;
-    const need = this.foreign(g, n);
-    if (this.top - need < this.heapTop) return meanSqJs(n, g, b);
-    this.begin('meanSq', need);
-    const gP = this.input(g, n);
-    const exact = reciprocalExact(b);
-    const sq = this.fn.mean_sq(gP, n, b, exact ? 1 / b : 0, exact ? 0 : 1);
-    this.finish(g, gP, n);
+    const at = this.stepInputs('meanSq', n, [g]);
+    if (!at) return meanSqJs(n, g, b);
+    const sq = this.fn.mean_sq(at[0], n, b, ...meanArgs(b));
+    this.finish(g, at[0], n);
     return sq;
   };
 
@@ -275,8 +272,7 @@ class WasmKernels implements Kernels {
     // overlapping views take the two passes in order (sgdMeanStepJs); so does a short scratch
     const at = this.stepInputs('sgdMeanStep', n, [p, g]);
     if (!at) return sgdMeanStepJs(n, p, g, b, lr);
-    const exact = reciprocalExact(b);
-    const sq = this.fn.sgd_mean_step(at[0], at[1], n, b, exact ? 1 / b : 0, exact ? 0 : 1, lr);
+    const sq = this.fn.sgd_mean_step(at[0], at[1], n, b, ...meanArgs(b), lr);
     this.finish(p, at[0], n);
     this.finish(g, at[1], n);
     return sq;
@@ -409,4 +405,12 @@ export function createWasmKernels(options: WasmKernelOptions = {}): Kernels {
     return new WasmKernels('wasm-fma', opts.memoryMiB, compiled(fused, api), api);
   }
   return new WasmKernels('wasm', opts.memoryMiB, compiled(plain, api), api);
+}
+
+/**
+ * The mean's last two arguments of mean_sq and sgd_mean_step: (1/b, 0) to multiply when 1/b is
+ * exact (a power of two), else (0, 1) to divide by b.
+ */
+function meanArgs(b: number): [inv: number, div: number] {
+  return reciprocalExact(b) ? [1 / b, 0] : [0, 1];
 }
