@@ -4,11 +4,10 @@ import { clipByGlobalNorm, createOptimizerState, firstNonFinite, optimizerStep, 
 import { Rng } from './rng.js';
 import { scheduledLr } from './schedule.js';
 import { applyUpdate } from './update.js';
-import { sgdMeanStepJs } from './kernels/check.js';
+import { bits, jsLoopKernels, withWasm } from './kernels/test-util.js';
 import { type Kernels, createWasmKernels, jsKernels, referenceKernels, wasmSupported } from './kernels/index.js';
 
 const N = 1003;
-const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
 
 function randomArrays(seed: number): { params: Float32Array; grad: Float32Array } {
   const rng = new Rng(seed);
@@ -156,14 +155,14 @@ function counting(base: Kernels = referenceKernels): { K: Kernels; calls: Record
   return { K, calls };
 }
 
-/** The plain-JS kernels with the one-pass loop the WebAssembly kernels fall back to (sgdMeanStepJs). */
-const jsWithLoop: Kernels = { ...jsKernels, sgdMeanStep: (n, p, g, b, lr) => sgdMeanStepJs(n, p, g, b, lr) };
-
-const setsForSgd: Array<[string, () => Kernels]> = [
-  ['js loop', () => jsWithLoop],
-  ['reference', () => referenceKernels],
-];
-if (wasmSupported()) setsForSgd.push(['wasm', () => createWasmKernels({ memoryMiB: 4 })]);
+// the plain-JS kernels with the one-pass loop the WebAssembly kernels fall back to (sgdMeanStepJs)
+const setsForSgd = withWasm(
+  [
+    ['js loop', jsLoopKernels],
+    ['reference', () => referenceKernels],
+  ],
+  { memoryMiB: 4, fma: false },
+);
 
 describe.each(setsForSgd)('applyUpdate, plain SGD in one pass (%s kernels)', (_name, make) => {
   it('gives the params, gradient contents and norm of meanSq then sgdStep, bit for bit (n % 4 = 0..3, b = 512 and 3)', () => {

@@ -4,15 +4,14 @@ import { ShapeError } from '../errors.js';
 import type { Kernels } from './types.js';
 import { referenceKernels } from './reference.js';
 import { jsKernels } from './js.js';
-import { checkElementwise, sgdMeanStepJs } from './check.js';
 import { createWasmKernels, wasmSupported } from './wasm/wasm.js';
-import { bits, buffer, method, withWasm } from './test-util.js';
+import { bits, buffer, jsLoopKernels, method, withWasm } from './test-util.js';
 
 const kernels = withWasm(
   [
     ['reference', () => referenceKernels],
     // the loop the WebAssembly kernels fall back to (the plain-JS kernels themselves take the two passes)
-    ['js loop', () => ({ ...jsKernels, sgdMeanStep: (n: number, p: Float32Array, g: Float32Array, b: number, lr: number) => (checkElementwise('sgdMeanStep', n, p, g), sgdMeanStepJs(n, p, g, b, lr)) })],
+    ['js loop', jsLoopKernels],
   ],
   { memoryMiB: 8 },
 );

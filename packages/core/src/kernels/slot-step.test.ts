@@ -4,9 +4,9 @@ import { ShapeError } from '../errors.js';
 import { adagradLoop, momentumLoop, rmspropLoop } from '../optim/loops.js';
 import type { Kernels } from './types.js';
 import { jsKernels } from './js.js';
-import { adagradStepJs, checkViews, momentumStepJs, rmspropStepJs } from './check.js';
+import { adagradStepJs, momentumStepJs, rmspropStepJs } from './check.js';
 import { createWasmKernels, wasmSupported } from './wasm/wasm.js';
-import { STEP_SIZES, expectOverlapsFollow, expectStep, fillMixed, firstDiff, method, places, stepViews, withWasm } from './test-util.js';
+import { STEP_SIZES, expectOverlapsFollow, expectStep, fillMixed, firstDiff, jsLoopKernels, method, places, stepViews, withWasm } from './test-util.js';
 
 // momentumStep, rmspropStep and adagradStep: the one-slot optimizer steps for plain terms.
 
@@ -86,16 +86,6 @@ const OPS: Array<[string, Op]> = [
     },
   ],
 ];
-
-/** `op`'s JS loop as a kernel method (with the kernels' argument check), on the plain-JS kernels. */
-function jsLoopKernels(): Kernels {
-  return {
-    ...jsKernels,
-    momentumStep: (n, p, g, s, lr, mu, nes) => (checkViews('momentumStep', n, { p, g, s }), momentumStepJs(n, p, g, s, lr, mu, nes)),
-    rmspropStep: (n, p, g, s, lr, rho, eps) => (checkViews('rmspropStep', n, { p, g, s }), rmspropStepJs(n, p, g, s, lr, rho, eps)),
-    adagradStep: (n, p, g, s, lr, eps) => (checkViews('adagradStep', n, { p, g, s }), adagradStepJs(n, p, g, s, lr, eps)),
-  };
-}
 
 const kernels = withWasm([['js loop', jsLoopKernels]], { memoryMiB: 8 });
 

@@ -5,6 +5,8 @@
 
 import { expect } from 'vitest';
 import type { Rng } from '../rng.js';
+import { adagradStepJs, adamStepJs, checkElementwise, checkViews, momentumStepJs, rmspropStepJs, sgdMeanStepJs } from './check.js';
+import { jsKernels } from './js.js';
 import type { Kernels } from './types.js';
 import { createWasmKernels, wasmFmaSupported, wasmSupported } from './wasm/wasm.js';
 
@@ -33,6 +35,21 @@ export function withWasm(sets: KernelSet[], options: { memoryMiB: number; fma?: 
   if (wasmSupported()) out.push(['wasm', () => createWasmKernels({ memoryMiB })]);
   if (fma && wasmFmaSupported()) out.push(['wasm-fma', () => createWasmKernels({ memoryMiB, fma: true })]);
   return out;
+}
+
+/**
+ * The plain-JS kernels with the loops the WebAssembly kernels fall back to (and the optimizer
+ * loops run without a kernel) as their optional methods, each behind the kernels' argument check.
+ */
+export function jsLoopKernels(): Kernels {
+  return {
+    ...jsKernels,
+    sgdMeanStep: (n, p, g, b, lr) => (checkElementwise('sgdMeanStep', n, p, g), sgdMeanStepJs(n, p, g, b, lr)),
+    adamStep: (...a) => (checkViews('adamStep', a[0], { p: a[1], g: a[2], m: a[3], v: a[4] }), adamStepJs(...a)),
+    momentumStep: (n, p, g, s, lr, mu, nes) => (checkViews('momentumStep', n, { p, g, s }), momentumStepJs(n, p, g, s, lr, mu, nes)),
+    rmspropStep: (n, p, g, s, lr, rho, eps) => (checkViews('rmspropStep', n, { p, g, s }), rmspropStepJs(n, p, g, s, lr, rho, eps)),
+    adagradStep: (n, p, g, s, lr, eps) => (checkViews('adagradStep', n, { p, g, s }), adagradStepJs(n, p, g, s, lr, eps)),
+  };
 }
 
 /** The optional kernel methods (the fused and optimizer steps). */
