@@ -7,6 +7,7 @@ import { evalCommand } from './commands/eval.js';
 import { trainCommand } from './commands/train.js';
 import { workerCommand } from './commands/worker.js';
 import { headroomFromEnv, reserveHeapHeadroom } from './heap-headroom.js';
+import { listenErrorMessage } from './listen-error.js';
 
 /** Exit codes: 0 ok, 1 a failure while running, 2 bad usage or configuration, 130/143 interrupted. */
 export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2, SIGINT: 130, SIGTERM: 143 } as const;
@@ -50,6 +51,11 @@ export function reportError(e: unknown, err: NodeJS.WritableStream = process.std
   if (e instanceof DptrainError) {
     err.write(`error (${e.code}): ${e.message}\n`);
     return EXIT.FAILURE;
+  }
+  const listen = listenErrorMessage(e);
+  if (listen !== undefined) {
+    err.write(`error: ${listen}\n`);
+    return EXIT.USAGE;
   }
   err.write(`error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
   return EXIT.FAILURE;
