@@ -166,6 +166,11 @@ export async function resolveRunPlan(cmd: Command, kind: RunCommandKind, load: (
 
     const data = await loadData(load, config.data);
     const { train } = data.split;
+    const clamped = clampToData(s, train.n, kind === 'train' ? workers : minWorkers);
+    if (clamped !== undefined) {
+      Object.assign(s, clamped.settings);
+      process.stderr.write(`note: ${clamped.note}\n`);
+    }
     if (s.model === undefined) config = runConfigOf(s, parseModelShorthand(`${train.inputSize}-${CLI_DEFAULTS.hidden}-${train.outputSize}`));
     else config = runConfigOf(s, placeholder);
     const m = config.model;
@@ -173,7 +178,15 @@ export async function resolveRunPlan(cmd: Command, kind: RunCommandKind, load: (
     if (m.inputSize !== train.inputSize || out !== train.outputSize) {
       throw new ConfigError('model', `the model maps ${m.inputSize} inputs to ${out} outputs, but dataset ${config.data} has ${train.inputSize} inputs and ${train.outputSize} targets per sample`);
     }
-    if (config.batchSize > train.n) throw new ConfigError('batchSize', `expected an integer in [1, ${train.n}] (the training set size), got ${config.batchSize}`);
+    if (config.batchSize > train.n) {
+      throw new ConfigError('batchSize', `expected an integer in [1, ${train.n}] (the training set size of ${config.data}), got ${config.batchSize}; set --batch-size ${train.n} or less (and --leaf-size at most the batch)`);
+    }
+    if (clamped !== undefined) {
+      const L2 = leafCount(config.batchSize, config.leafSize);
+      const why2 = ` (a batch of ${config.batchSize} has ${L2} leaves of ${config.leafSize}; a worker needs at least one leaf)`;
+      if (kind === 'train') checkInt('workers', workers, 0, Math.min(256, L2), why2);
+      else checkInt('minWorkers', minWorkers, 1, Math.min(256, L2), why2);
+    }
     const totalSteps = config.steps ?? config.epochs * Math.ceil(train.n / config.batchSize);
     const runName = runNameOf(config);
     let checkpointDir = s.checkpointDir ?? (serve.resumeFrom !== undefined ? resumeDir(serve.resumeFrom) : join('runs', runName));
@@ -185,6 +198,25 @@ export async function resolveRunPlan(cmd: Command, kind: RunCommandKind, load: (
   } catch (e) {
     throw e instanceof ConfigError ? renameConfigError(e, given, fileKeys, configPath) : e;
   }
+}
+
+/**
+ * A data set smaller than the default batch (xor has 4 samples; the default batch is 128):
+ * when neither the flags nor a config file nor a resumed checkpoint set the batch size, the
+ * batch becomes the whole training split and, unless set, the leaf size the largest that
+ * still gives every worker a leaf. A batch the user set is never changed (it is refused
+ * later with what to set instead).
+ */
+export function clampToData(s: Settings, trainN: number, workers: number): { settings: Pick<Settings, 'batchSize' | 'leafSize'>; note: string } | undefined {
+  if (s.batchSize !== undefined || trainN >= CLI_DEFAULTS.batchSize) return undefined;
+  const batchSize = trainN;
+  const leafDefault = Math.max(1, Math.min(CLI_DEFAULTS.leafSize, Math.floor(batchSize / Math.max(1, workers))));
+  const leafSize = s.leafSize ?? leafDefault;
+  const leafNote = s.leafSize === undefined ? ` and --leaf-size to ${leafSize}` : '';
+  return {
+    settings: { batchSize, leafSize },
+    note: `the data set has ${trainN} training samples, fewer than the default batch of ${CLI_DEFAULTS.batchSize}: --batch-size set to ${batchSize}${leafNote} (set them to choose)`,
+  };
 }
 
 /** Checks of the serve settings against the rest of the run (ConfigErrors on setting keys). */
