@@ -13,7 +13,7 @@ import { httpHandler } from './http-api.js';
 import { checkToken, requestUrl, tokensEqual } from './http/auth.js';
 import { mountObserver, type ObservableCoordinator } from './http/mount.js';
 import { decodeWorkerFrame } from './intake.js';
-import { type MachineOutput, type Refusal, RoundMachine } from './machine.js';
+import { type MachineOutput, type Refusal, RoundMachine } from './machine/machine.js';
 import { type CoordinatorOptions, type ResolvedOptions, checkExposure, isLoopback, resolveOptions } from './options.js';
 import { type FrameSender, ParamsBroadcast } from './params-broadcast.js';
 import type { ResumeState } from './resume.js';

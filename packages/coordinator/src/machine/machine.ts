@@ -1,3 +1,8 @@
+/**
+ * RoundMachine: the coordinator's pure state machine (training state, rounds, membership
+ * decisions). Owns the run's state; must not touch sockets, timers or files (it speaks only
+ * through MachineOutput). Admission refusals live in ./admission.ts.
+ */
 import {
   ConfigError,
   type DatasetSplit,
@@ -26,21 +31,21 @@ import {
   wasmSupported,
 } from '@dptrain/core';
 import type { RunEventInit, WorkerInfo } from '@dptrain/protocol';
-import { chooseSplit } from './assign.js';
-import { fingerprintRefusal, helloRefusal, readyStateRefusal } from './machine/admission.js';
-import { encodeFinalCheckpoint } from './checkpoint-io.js';
-import { StepDeadline } from './deadline.js';
-import type { Balance, MachineOptions, MachineOutput, MachineState, NonFinitePolicy, Refusal, WelcomeInit } from './machine-io.js';
-import { Membership, type WorkerHello } from './membership.js';
-import { RoundTiming, sendOrder } from './round-timing.js';
-import { BufferPool } from './buffer-pool.js';
-import { type ResultHandling, type ResultInit, Round, type TaskInit, type Verdict } from './round.js';
+import { chooseSplit } from '../assign.js';
+import { fingerprintRefusal, helloRefusal, readyStateRefusal } from './admission.js';
+import { encodeFinalCheckpoint } from '../checkpoint-io.js';
+import { StepDeadline } from '../deadline.js';
+import type { Balance, MachineOptions, MachineOutput, MachineState, NonFinitePolicy, Refusal, WelcomeInit } from '../machine-io.js';
+import { Membership, type WorkerHello } from '../membership.js';
+import { RoundTiming, sendOrder } from '../round-timing.js';
+import { BufferPool } from '../buffer-pool.js';
+import { type ResultHandling, type ResultInit, Round, type TaskInit, type Verdict } from '../round.js';
 
-export type { Balance, MachineOptions, MachineOutput, MachineState, NonFinitePolicy, Refusal, WelcomeInit } from './machine-io.js';
+export type { Balance, MachineOptions, MachineOutput, MachineState, NonFinitePolicy, Refusal, WelcomeInit } from '../machine-io.js';
 
 /** Weight of the old speed estimate when a step's measurement comes in (the new one gets the rest). */
 const SPEED_KEEP = 0.7;
-export type { WorkerHello } from './membership.js';
+export type { WorkerHello } from '../membership.js';
 
 const posInt = (field: string, v: unknown, lo: number): number => {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < lo) throw new ConfigError(field, `expected an integer >= ${lo}, got ${JSON.stringify(v)}`);
