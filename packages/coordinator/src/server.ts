@@ -11,9 +11,9 @@ import { type CheckpointInfo, type CoordinatorStats, type RequestHandler, type R
 import { EventLog } from './event-log.js';
 import { httpHandler } from './http-api.js';
 import { checkToken, requestUrl, tokensEqual } from './http/auth.js';
-import { mountObserver } from './http/mount.js';
+import { mountObserver, type ObservableCoordinator } from './http/mount.js';
 import { decodeWorkerFrame } from './intake.js';
-import { type MachineOutput, type Refusal, RoundMachine } from './machine.js';
+import { type MachineOutput, type Refusal, RoundMachine } from './machine/machine.js';
 import { type CoordinatorOptions, type ResolvedOptions, checkExposure, isLoopback, resolveOptions } from './options.js';
 import { type FrameSender, ParamsBroadcast } from './params-broadcast.js';
 import type { ResumeState } from './resume.js';
@@ -791,3 +791,8 @@ export class Coordinator {
     }
   }
 }
+
+// Compile-time check that the real Coordinator can be mounted (kept here, not in http/mount.ts,
+// so http/ never imports server.ts).
+const coordinatorFits: Coordinator extends ObservableCoordinator ? true : never = true;
+void coordinatorFits;

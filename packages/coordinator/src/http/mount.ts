@@ -1,12 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { RunEvent } from '@dptrain/protocol';
-import type { Coordinator } from '../server.js';
 import { createEventStream, type EventStream } from './events.js';
 import { createHttpHandler } from './handler.js';
 import { createMetricsRegistry, metricsFromEvent, type MetricsRegistry } from './metrics.js';
 
-/** What mountObserver needs from a coordinator (structurally: the Coordinator class fits). */
+/**
+ * What mountObserver needs from a coordinator (structurally: the Coordinator class fits; the
+ * compile-time check lives in ../server.ts so http/ never imports server.ts).
+ */
 export interface ObservableCoordinator {
   onEvent(listener: (e: RunEvent) => void): () => void;
   readonly history: readonly RunEvent[];
@@ -14,10 +16,6 @@ export interface ObservableCoordinator {
   addUpgradeHandler(h: (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean): () => void;
   setRequestHandler(h: ((req: IncomingMessage, res: ServerResponse) => void) | undefined): void;
 }
-
-// Compile-time check that the real Coordinator can be mounted.
-const coordinatorFits: Coordinator extends ObservableCoordinator ? true : never = true;
-void coordinatorFits;
 
 /** Options of mountObserver. */
 export interface MountOptions {

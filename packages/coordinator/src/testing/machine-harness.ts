@@ -14,7 +14,7 @@ import {
 } from '@dptrain/core';
 import type { RunEventInit } from '@dptrain/protocol';
 import type { Rng } from '@dptrain/core';
-import { type MachineOptions, type MachineOutput, type Refusal, RoundMachine } from '../machine.js';
+import { type MachineOptions, type MachineOutput, type Refusal, RoundMachine } from '../machine/machine.js';
 import type { ResultHandling, ResultInit, TaskInit } from '../round.js';
 
 /*

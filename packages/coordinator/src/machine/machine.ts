@@ -1,3 +1,8 @@
+/**
+ * RoundMachine: the coordinator's pure state machine (training state, rounds, membership
+ * decisions). Owns the run's state; must not touch sockets, timers or files (it speaks only
+ * through MachineOutput). Admission refusals live in ./admission.ts.
+ */
 import {
   ConfigError,
   type DatasetSplit,
@@ -26,20 +31,21 @@ import {
   wasmSupported,
 } from '@dptrain/core';
 import type { RunEventInit, WorkerInfo } from '@dptrain/protocol';
-import { chooseSplit } from './assign.js';
-import { encodeFinalCheckpoint } from './checkpoint-io.js';
-import { StepDeadline } from './deadline.js';
-import type { Balance, MachineOptions, MachineOutput, MachineState, NonFinitePolicy, Refusal, WelcomeInit } from './machine-io.js';
-import { Membership, type WorkerHello } from './membership.js';
-import { RoundTiming, sendOrder } from './round-timing.js';
-import { BufferPool } from './buffer-pool.js';
-import { type ResultHandling, type ResultInit, Round, type TaskInit, type Verdict } from './round.js';
+import { chooseSplit } from '../assign.js';
+import { fingerprintRefusal, helloRefusal, readyStateRefusal } from './admission.js';
+import { encodeFinalCheckpoint } from '../checkpoint-io.js';
+import { StepDeadline } from '../deadline.js';
+import type { Balance, MachineOptions, MachineOutput, MachineState, NonFinitePolicy, Refusal, WelcomeInit } from '../machine-io.js';
+import { Membership, type WorkerHello } from '../membership.js';
+import { RoundTiming, sendOrder } from '../round-timing.js';
+import { BufferPool } from '../buffer-pool.js';
+import { type ResultHandling, type ResultInit, Round, type TaskInit, type Verdict } from '../round.js';
 
-export type { Balance, MachineOptions, MachineOutput, MachineState, NonFinitePolicy, Refusal, WelcomeInit } from './machine-io.js';
+export type { Balance, MachineOptions, MachineOutput, MachineState, NonFinitePolicy, Refusal, WelcomeInit } from '../machine-io.js';
 
 /** Weight of the old speed estimate when a step's measurement comes in (the new one gets the rest). */
 const SPEED_KEEP = 0.7;
-export type { WorkerHello } from './membership.js';
+export type { WorkerHello } from '../membership.js';
 
 const posInt = (field: string, v: unknown, lo: number): number => {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < lo) throw new ConfigError(field, `expected an integer >= ${lo}, got ${JSON.stringify(v)}`);
@@ -255,25 +261,9 @@ export class RoundMachine {
 
   /** A worker said hello. Returns its welcome, or a refusal (the worker is then forgotten). */
   workerJoined(id: string, hello: WorkerHello, nowMs: number): { welcome: WelcomeInit } | { refused: Refusal } {
-    if (this._state === 'stopped') return { refused: { code: 'E_STATE', message: `coordinator stopping (run ${this.runId})`, closeCode: 1001 } };
-    if (this._state === 'finished' || this._state === 'failed') {
-      return { refused: { code: 'E_STATE', message: `run ${this.runId} is over (${this._state})`, closeCode: 4004 } };
-    }
-    const k = this.config.kernel;
-    if (hello.kernels.length > 0 && !hello.kernels.includes(k)) {
-      return { refused: { code: 'E_STATE', message: `the run uses kernel ${k}; worker ${hello.workerName} offers ${hello.kernels.join(', ')}`, closeCode: 4005 } };
-    }
-    const live = this.workers.live().length;
-    if (live >= this.maxWorkers) {
-      const { batchSize: B, leafSize } = this.config;
-      return {
-        refused: {
-          code: 'E_STATE',
-          message: `batch of ${B} samples has only ${this.maxWorkers} leaves of leafSize ${leafSize}; ${live} workers already assigned`,
-          closeCode: 4005,
-        },
-      };
-    }
+    const { batchSize, leafSize, kernel } = this.config;
+    const refused = helloRefusal({ state: this._state, runId: this.runId, kernel, live: this.workers.live().length, maxWorkers: this.maxWorkers, batchSize, leafSize }, hello);
+    if (refused) return { refused };
     this.workers.add(id, hello, nowMs);
     this.out.event({ kind: 'worker_joined', workerId: id, host: hello.host });
     this.emitWorkers();
@@ -295,17 +285,13 @@ export class RoundMachine {
   /** A worker loaded its data. Returns a refusal on a fingerprint mismatch (the worker is then removed). */
   workerReady(id: string, fingerprint: string, nowMs: number): Refusal | undefined {
     const w = this.workers.get(id);
-    if (!w || w.state !== 'loading') {
-      return { code: 'E_STATE', message: `ready from ${id} in state ${w?.state ?? 'unknown'}; expected after welcome, once`, closeCode: 4000 };
-    }
+    const notReady = readyStateRefusal(id, w?.state);
+    if (notReady || !w) return notReady;
     w.lastSeen = nowMs;
-    if (fingerprint !== this.fingerprint) {
+    const mismatch = fingerprintRefusal(this.config.data, fingerprint, this.fingerprint);
+    if (mismatch) {
       this.workerLeft(id, 'data mismatch');
-      return {
-        code: 'E_DATA_MISMATCH',
-        message: `dataset ${this.config.data}: the worker's training data has fingerprint ${fingerprint}, the coordinator's is ${this.fingerprint}`,
-        closeCode: 4002,
-      };
+      return mismatch;
     }
     w.state = 'ready';
     this.emitWorkers();
