@@ -29,3 +29,15 @@ test('--init refuses unpaired tensors naming the cause', async () => {
   expect(r.code).toBe(2);
   expect(r.stderr).toMatch(/--init: .*no dptrain metadata and .*do not pair up/);
 });
+
+test('eval --checkpoint with a torch-style file and --model evaluates it', async () => {
+  const p = join(await dirP, 'torch-eval.safetensors');
+  await writeFile(p, encodeSafetensors([
+    { name: '0.weight', shape: [8, 2], data: z(16) }, { name: '0.bias', shape: [8], data: z(8) },
+    { name: '2.weight', shape: [3, 8], data: z(24) }, { name: '2.bias', shape: [3], data: z(3) },
+  ]));
+  const r = await runCli(['eval', '--checkpoint', p, '--model', '2-8-3', '--data', 'blobs:300', '--json']);
+  expect(r.code, r.stderr).toBe(0);
+  expect(r.stderr).toContain('0.weight [8,2] -> layers.0.weight');
+  expect(JSON.parse(r.stdout.trim().split('\n').pop()!).samples).toBeGreaterThan(0);
+});
