@@ -49,7 +49,7 @@ export function addRunOptions(cmd: Command, kind: RunCommandKind): Command {
     .option('--host <addr>', `address to listen on (default ${CLI_DEFAULTS.host})`)
     .option('--port <n>', 'port to listen on (default 0: any free port)')
     .option('--checkpoint-dir <dir>', 'where final.safetensors goes (default runs/<run-name>)')
-    .option('--init <checkpoint>', 'start from the parameters of this checkpoint (same model)')
+    .option('--init <checkpoint>', 'start from the parameters of this checkpoint (same model): a dptrain checkpoint (its optimizer state is not used: this is an init, not a resume; use --resume for that) or a plain safetensors state dict, e.g. PyTorch nn.Sequential of nn.Linear (0.weight [out,in], 0.bias, 2.weight, ...), mapped by name order and shape')
     .option('--json', 'print one JSON object per line (step, eval, summary) and nothing else on stdout')
     .option('--verbose', "also print the local workers' log lines (stderr)");
 }

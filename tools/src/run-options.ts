@@ -11,6 +11,8 @@ import {
   type OptimizerName,
   type RunConfig,
   decodeCheckpoint,
+  decodeSafetensors,
+  mapForeignSafetensors,
   leafCount,
   parseModelShorthand,
   validateModelSpec,
@@ -278,6 +280,11 @@ export async function readInitParams(path: string, spec: ModelSpec): Promise<Flo
     throw new ConfigError('init', `cannot read ${path}: ${(e as Error).message}`);
   }
   try {
+    if (decodeSafetensors(bytes).metadata['dptrain.format'] === undefined) {
+      const { params, mapping } = mapForeignSafetensors(bytes, spec);
+      for (const m of mapping) process.stderr.write(`init: ${m.from} [${m.shape}] -> ${m.to}\n`);
+      return params;
+    }
     return decodeCheckpoint(bytes, { spec }).params;
   } catch (e) {
     throw new ConfigError('init', `${path} does not fit this run's model: ${(e as Error).message}`);

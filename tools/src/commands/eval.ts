@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { ConfigError, type EvalResult, KERNEL_NAMES, Network, decodeCheckpoint, evaluate, kernelsForModel } from '@dptrain/core';
+import { ConfigError, type EvalResult, KERNEL_NAMES, Network, decodeCheckpoint, decodeSafetensors, evaluate, mapForeignSafetensors, parseModelShorthand, type CheckpointContents, kernelsForModel } from '@dptrain/core';
 import { kernelFlag } from '../flags.js';
 import { Command } from 'commander';
 import { loadDataset } from '../data/index.js';
@@ -17,17 +17,25 @@ export function evalCommand(): Command {
   return new Command('eval')
     .description("evaluate a checkpoint on a dataset's test split")
     .requiredOption('--checkpoint <path>', 'a dptrain checkpoint (.safetensors)')
+    .option('--model <shorthand>', 'the model, e.g. 4-8-3, for a safetensors state dict without dptrain metadata (PyTorch nn.Sequential of nn.Linear)')
     .option('--data <ref>', 'dataset (default: the one the checkpoint was trained on)')
     .option('--kernel <name>', 'js | wasm (default: the kernel the run trained with)')
     .option('--json', 'print one JSON object')
-    .action(async (o: { checkpoint: string; data?: string; kernel?: string; json?: boolean }) => {
+    .action(async (o: { checkpoint: string; model?: string; data?: string; kernel?: string; json?: boolean }) => {
       let bytes: Uint8Array;
       try {
         bytes = await readFile(o.checkpoint);
       } catch (e) {
         throw new ConfigError('--checkpoint', `cannot read ${o.checkpoint}: ${(e as Error).message}`);
       }
-      const ckpt = decodeCheckpoint(bytes);
+      let ckpt: Pick<CheckpointContents, 'spec' | 'params' | 'training'>;
+      if (decodeSafetensors(bytes).metadata['dptrain.format'] === undefined) {
+        if (o.model === undefined) throw new ConfigError('--model', `${o.checkpoint} has no dptrain metadata; pass --model (e.g. 784-128-10) to map its tensors`);
+        const spec = parseModelShorthand(o.model);
+        const { params, mapping } = mapForeignSafetensors(bytes, spec);
+        for (const m of mapping) process.stderr.write(`checkpoint: ${m.from} [${m.shape}] -> ${m.to}\n`);
+        ckpt = { spec, params, training: undefined };
+      } else ckpt = decodeCheckpoint(bytes);
       const trained = (ckpt.training?.config as { data?: unknown } | undefined)?.data;
       const ref = o.data ?? (typeof trained === 'string' ? trained : undefined);
       if (ref === undefined) throw new ConfigError('--data', `${o.checkpoint} does not say which dataset it was trained on; pass --data REF`);
