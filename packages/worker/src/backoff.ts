@@ -36,7 +36,10 @@ export function validateReconnect(o: ReconnectOptions = {}, defaultSeed = 0): Re
 export class Backoff {
   private attempt = 0;
   private readonly rng: Rng;
+  /** The options it was made with (for messages about the retry policy). */
+  readonly policy: Readonly<Required<ReconnectOptions>>;
   constructor(private readonly opts: Required<ReconnectOptions>) {
+    this.policy = opts;
     this.rng = new Rng(opts.jitterSeed);
   }
 

@@ -198,6 +198,22 @@ test('gives up after maxAttempts when no coordinator answers', async () => {
   expect(logs.filter((l) => l.includes('retry'))).toHaveLength(2);
 });
 
+test('a coordinator that never answered is "cannot reach" with the next attempt, not a lost connection', async () => {
+  // a port nothing listens on: bind one, note it, close it
+  const s = await server();
+  const url = s.url;
+  await s.kill();
+  const logs: string[] = [];
+  const w = worker(url, { reconnect: { initialMs: 20, maxMs: 40, maxAttempts: 2 }, log: (l) => logs.push(l) });
+  const t0 = Date.now();
+  await expect(w.start()).rejects.toMatchObject({ code: 'E_CONNECTION', message: expect.stringMatching(/^cannot reach the coordinator at ws:\/\/127\.0\.0\.1:\d+ \(.*ECONNREFUSED.*\) and gave up after 2 reconnect attempt\(s\)$/) });
+  expect(Date.now() - t0).toBeLessThan(5000);
+  const retries = logs.filter((l) => l.includes('retry'));
+  expect(retries).toHaveLength(2);
+  for (const [i, l] of retries.entries()) expect(l).toMatch(new RegExp(`^cannot reach ws://127\\.0\\.0\\.1:\\d+ \\(.*ECONNREFUSED.*\\); next attempt in \\d+ ms \\(retry ${i + 1} of 2; the wait doubles up to 40 ms\\)$`));
+  expect(logs.some((l) => l.includes('lost'))).toBe(false);
+});
+
 test('close() says bye and resolves start(); calling it twice is harmless', async () => {
   const s = await server();
   const w = worker(s.url);

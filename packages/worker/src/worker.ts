@@ -78,7 +78,7 @@ export class WorkerError extends DptrainError {
   }
 }
 
-type SessionEnd = { kind: 'finished'; reason: string } | { kind: 'fatal'; error: Error } | { kind: 'lost'; welcomed: boolean; reason: string };
+type SessionEnd = { kind: 'finished'; reason: string } | { kind: 'fatal'; error: Error } | { kind: 'lost'; welcomed: boolean; reason: string; opened: boolean };
 
 /** Close codes after which the worker gives up instead of reconnecting, with the error code used when no error message came first. */
 const FATAL_CLOSE: Record<number, string> = {
@@ -167,9 +167,16 @@ export class Worker {
       if (end.welcomed) this.backoff.reset();
       const delay = this.backoff.next();
       if (delay === undefined) {
-        throw new WorkerError('E_CONNECTION', `lost the coordinator at ${this.opts.url} (${end.reason}) and gave up after ${this.backoff.attempts} reconnect attempt(s)`);
+        const what = end.opened || this.summary.connections > 0 ? 'lost the coordinator at' : 'cannot reach the coordinator at';
+        throw new WorkerError('E_CONNECTION', `${what} ${this.opts.url} (${end.reason}) and gave up after ${this.backoff.attempts} reconnect attempt(s)`);
       }
-      this.opts.log(`connection to ${this.opts.url} lost (${end.reason}); retry ${this.backoff.attempts} in ${delay} ms`);
+      if (end.opened) this.opts.log(`connection to ${this.opts.url} lost (${end.reason}); retry ${this.backoff.attempts} in ${delay} ms`);
+      else {
+        // the connection never opened (nothing listens, refused, unreachable): not a lost connection
+        const { maxAttempts, maxMs } = this.backoff.policy;
+        const of = maxAttempts === Infinity ? '' : ` of ${maxAttempts}`;
+        this.opts.log(`cannot reach ${this.opts.url} (${end.reason}); next attempt in ${waitText(delay)} (retry ${this.backoff.attempts}${of}; the wait doubles up to ${waitText(maxMs)})`);
+      }
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delay);
         this.wake = () => {
@@ -237,6 +244,8 @@ export class Worker {
       let peerError: ErrorMessage | undefined;
       let fatal: Error | undefined;
       let lastError = '';
+      /** Whether this session's connection opened (else nothing answered at the address). */
+      let opened = false;
       let lastStep: number | undefined;
 
       /** Report a fatal error to the coordinator, close, and end the session with it. */
@@ -395,6 +404,7 @@ export class Worker {
       });
 
       ws.on('open', () => {
+        opened = true;
         this.summary.connections++;
         const hello: Omit<HelloMessage, 'v'> = { type: 'hello', workerName: name, host: hostname().slice(0, LIMITS.host), pid: process.pid, kernels: kernelNames() };
         if (token !== undefined) hello.token = token;
@@ -431,7 +441,7 @@ export class Worker {
         shm?.close();
         const reason = reasonBuf.toString() || lastError || `close code ${code}`;
         if (fatal) return resolve({ kind: 'fatal', error: fatal });
-        if (shmBroken !== undefined) return resolve({ kind: 'lost', welcomed: true, reason: `E_SHM: ${shmBroken}` });
+        if (shmBroken !== undefined) return resolve({ kind: 'lost', welcomed: true, reason: `E_SHM: ${shmBroken}`, opened });
         if (code === CLOSE_CODES.SHM_FAILED) this.shmFailures++;
         if (this.closed) return resolve({ kind: 'finished', reason: 'closed' });
         // a bye from the coordinator (run finished, coordinator stopping) ends this worker;
@@ -445,10 +455,15 @@ export class Worker {
           const text = peerError ? peerError.message : reason;
           return resolve({ kind: 'fatal', error: new WorkerError(peerError?.code ?? errCode, `coordinator closed the connection (${code}): ${text}`, code) });
         }
-        resolve({ kind: 'lost', welcomed: welcome !== undefined, reason });
+        resolve({ kind: 'lost', welcomed: welcome !== undefined, reason, opened });
       });
     });
   }
+}
+
+/** A wait for people: 150 ms, 2.3 s. */
+function waitText(ms: number): string {
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 
 /** A WebSocket close reason must fit in 123 bytes. */
