@@ -161,10 +161,7 @@ export async function resolveRunPlan(cmd: Command, kind: RunCommandKind, load: (
     const host = s.host ?? CLI_DEFAULTS.host;
     if (host.length === 0) throw new ConfigError('host', 'expected a host name or address');
     checkServe(serve, kind === 'train' && workers === 0, host, s.init !== undefined);
-    const L = leafCount(config.batchSize, config.leafSize);
-    const why = ` (a batch of ${config.batchSize} has ${L} leaves of ${config.leafSize}; a worker needs at least one leaf)`;
-    if (kind === 'train') checkInt('workers', workers, 0, Math.min(256, L), why);
-    else checkInt('minWorkers', minWorkers, 1, Math.min(256, L), why);
+    checkWorkersFit(kind, workers, minWorkers, config);
 
     const data = await loadData(load, config.data);
     const { train } = data.split;
@@ -183,12 +180,7 @@ export async function resolveRunPlan(cmd: Command, kind: RunCommandKind, load: (
     if (config.batchSize > train.n) {
       throw new ConfigError('batchSize', `expected an integer in [1, ${train.n}] (the training set size of ${config.data}), got ${config.batchSize}; set --batch-size ${train.n} or less (and --leaf-size at most the batch)`);
     }
-    if (clamped !== undefined) {
-      const L2 = leafCount(config.batchSize, config.leafSize);
-      const why2 = ` (a batch of ${config.batchSize} has ${L2} leaves of ${config.leafSize}; a worker needs at least one leaf)`;
-      if (kind === 'train') checkInt('workers', workers, 0, Math.min(256, L2), why2);
-      else checkInt('minWorkers', minWorkers, 1, Math.min(256, L2), why2);
-    }
+    if (clamped !== undefined) checkWorkersFit(kind, workers, minWorkers, config);
     const totalSteps = config.steps ?? config.epochs * Math.ceil(train.n / config.batchSize);
     const runName = runNameOf(config);
     let checkpointDir = s.checkpointDir ?? (serve.resumeFrom !== undefined ? resumeDir(serve.resumeFrom) : join('runs', runName));
@@ -200,6 +192,14 @@ export async function resolveRunPlan(cmd: Command, kind: RunCommandKind, load: (
   } catch (e) {
     throw e instanceof ConfigError ? renameConfigError(e, given, fileKeys, configPath) : e;
   }
+}
+
+/** Every worker (train) or every awaited worker (coordinator) needs at least one leaf of the batch. */
+function checkWorkersFit(kind: RunCommandKind, workers: number, minWorkers: number, config: RunConfig): void {
+  const L = leafCount(config.batchSize, config.leafSize);
+  const why = ` (a batch of ${config.batchSize} has ${L} leaves of ${config.leafSize}; a worker needs at least one leaf)`;
+  if (kind === 'train') checkInt('workers', workers, 0, Math.min(256, L), why);
+  else checkInt('minWorkers', minWorkers, 1, Math.min(256, L), why);
 }
 
 /**

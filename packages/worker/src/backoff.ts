@@ -36,11 +36,9 @@ export function validateReconnect(o: ReconnectOptions = {}, defaultSeed = 0): Re
 export class Backoff {
   private attempt = 0;
   private readonly rng: Rng;
-  /** The options it was made with (for messages about the retry policy). */
-  readonly policy: Readonly<Required<ReconnectOptions>>;
-  constructor(private readonly opts: Required<ReconnectOptions>) {
-    this.policy = opts;
-    this.rng = new Rng(opts.jitterSeed);
+  /** @param policy the options it was made with (also read for messages about the retry policy) */
+  constructor(readonly policy: Readonly<Required<ReconnectOptions>>) {
+    this.rng = new Rng(policy.jitterSeed);
   }
 
   /** Retries used since the last reset. */
@@ -50,8 +48,8 @@ export class Backoff {
 
   /** The delay before the next retry, or undefined when maxAttempts are used up. */
   next(): number | undefined {
-    if (this.attempt >= this.opts.maxAttempts) return undefined;
-    const base = Math.min(this.opts.maxMs, this.opts.initialMs * 2 ** this.attempt);
+    if (this.attempt >= this.policy.maxAttempts) return undefined;
+    const base = Math.min(this.policy.maxMs, this.policy.initialMs * 2 ** this.attempt);
     this.attempt++;
     return Math.round(base * (0.5 + 0.5 * this.rng.nextFloat()));
   }
